@@ -1,0 +1,245 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/deployer"
+)
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// refused, so a typo in a field name is an error and not a silent default.
+func decode(c *fiber.Ctx, v any) error {
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fmt.Errorf("%w: a JSON body is required", errBadRequest)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: invalid JSON body: %v", errBadRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: invalid JSON body: trailing data after the object", errBadRequest)
+	}
+	return nil
+}
+
+func (s *Server) listTenants(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	ts, err := s.cfg.Tenants.List(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"tenants": ts})
+}
+
+func (s *Server) listApps(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	list, err := s.cfg.Apps.ListApps(ctx, c.Params("tenant"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"apps": list})
+}
+
+func (s *Server) createApp(c *fiber.Ctx) error {
+	var spec apps.AppSpec
+	if err := decode(c, &spec); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	a, err := s.cfg.Apps.CreateApp(ctx, c.Params("tenant"), spec)
+	if err != nil {
+		return err
+	}
+	c.Location(fmt.Sprintf("/api/v1/tenants/%s/apps/%s", a.Tenant, a.Name))
+	return c.Status(fiber.StatusCreated).JSON(a)
+}
+
+func (s *Server) getApp(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	a, err := s.cfg.Apps.GetApp(ctx, c.Params("tenant"), c.Params("app"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+func (s *Server) updateApp(c *fiber.Ctx) error {
+	var spec apps.AppSpec
+	if err := decode(c, &spec); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	a, err := s.cfg.Apps.UpdateApp(ctx, c.Params("tenant"), c.Params("app"), spec)
+	if err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+func (s *Server) deleteApp(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	a, err := s.cfg.Apps.DeleteApp(ctx, c.Params("tenant"), c.Params("app"))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(a)
+}
+
+func (s *Server) listEvents(c *fiber.Ctx) error {
+	limit, err := queryInt(c, "limit", 100, 1, apps.MaxEventsPerApp)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	evs, err := s.cfg.Apps.Events(ctx, c.Params("tenant"), c.Params("app"), c.Query("after"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"events": evs})
+}
+
+func queryInt(c *fiber.Ctx, name string, def, lo, hi int) (int, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%w: query %s=%q must be an integer in %d-%d", errBadRequest, name, v, lo, hi)
+	}
+	return n, nil
+}
+
+// revisionView is a revision with its replicas, as the API shows it.
+type revisionView struct {
+	apps.Revision
+	Replicas []replicaView `json:"replicas"`
+}
+
+type replicaView struct {
+	ID      string            `json:"id"`
+	State   apps.ReplicaState `json:"state"`
+	Address string            `json:"address,omitempty"`
+	// Stopping is true once the platform decided to stop the replica.
+	Stopping  bool   `json:"stopping,omitempty"`
+	CreatedAt string `json:"created_at"`
+}
+
+func viewOf(snap apps.Snapshot, rev apps.Revision) revisionView {
+	v := revisionView{Revision: rev, Replicas: []replicaView{}}
+	for _, r := range snap.Replicas {
+		if r.Revision == rev.ID {
+			v.Replicas = append(v.Replicas, replicaView{ID: r.ID, State: r.State, Address: r.Address, Stopping: r.Stop,
+				CreatedAt: r.CreatedAt.Format("2006-01-02T15:04:05Z07:00")})
+		}
+	}
+	return v
+}
+
+func (s *Server) listRevisions(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	snap, err := s.cfg.Apps.Load(ctx, c.Params("tenant"), c.Params("app"))
+	if err != nil {
+		return err
+	}
+	out := make([]revisionView, 0, len(snap.Revisions))
+	for _, r := range snap.Revisions {
+		out = append(out, viewOf(snap, r))
+	}
+	return c.JSON(fiber.Map{"revisions": out})
+}
+
+func (s *Server) getRevision(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	snap, err := s.cfg.Apps.Load(ctx, c.Params("tenant"), c.Params("app"))
+	if err != nil {
+		return err
+	}
+	rev, ok := snap.Revision(c.Params("rev"))
+	if !ok {
+		return fmt.Errorf("revision %s: %w", c.Params("rev"), apps.ErrNotFound)
+	}
+	return c.JSON(viewOf(snap, rev))
+}
+
+func (s *Server) deploy(c *fiber.Ctx) error {
+	var spec apps.RevisionSpec
+	if err := decode(c, &spec); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	rev, err := s.cfg.Apps.Deploy(ctx, c.Params("tenant"), c.Params("app"), spec)
+	if err != nil {
+		return err
+	}
+	c.Location(fmt.Sprintf("/api/v1/tenants/%s/apps/%s/revisions/%s", rev.Tenant, rev.App, rev.ID))
+	return c.Status(fiber.StatusAccepted).JSON(revisionView{Revision: rev, Replicas: []replicaView{}})
+}
+
+func (s *Server) activate(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	rev, err := s.cfg.Apps.Activate(ctx, c.Params("tenant"), c.Params("app"), c.Params("rev"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(rev)
+}
+
+func (s *Server) retire(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	rev, err := s.cfg.Apps.Retire(ctx, c.Params("tenant"), c.Params("app"), c.Params("rev"))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(rev)
+}
+
+func (s *Server) replicaLogs(c *fiber.Ctx) error {
+	tail, err := queryInt(c, "tail", 64<<10, 1, 1<<20)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	t, a, r, id := c.Params("tenant"), c.Params("app"), c.Params("rev"), c.Params("replica")
+	snap, err := s.cfg.Apps.Load(ctx, t, a)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, rec := range snap.Replicas {
+		found = found || (rec.Revision == r && rec.ID == id)
+	}
+	if !found {
+		return fmt.Errorf("replica %s of revision %s: %w", id, r, apps.ErrNotFound)
+	}
+	if s.cfg.Logs == nil {
+		return fiber.NewError(fiber.StatusNotImplemented, "this platform instance has no runtime to read logs from")
+	}
+	out, err := s.cfg.Logs.Logs(ctx, deployer.ReplicaID{Tenant: t, App: a, Revision: r, Replica: id}, tail)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	return c.Send(out)
+}

@@ -1,0 +1,97 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/gofiber/fiber/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/tenants"
+)
+
+// errorBody is every error the API returns: {"error":{"code","message"}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// codes maps domain sentinels to HTTP statuses: the one place that does so.
+var errorCodes = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{apps.ErrNotFound, fiber.StatusNotFound, "not_found"},
+	{tenants.ErrNotFound, fiber.StatusNotFound, "not_found"},
+	{apps.ErrExists, fiber.StatusConflict, "already_exists"},
+	{apps.ErrInvalid, fiber.StatusBadRequest, "invalid"},
+	{apps.ErrConflict, fiber.StatusConflict, "conflict"},
+	{apps.ErrIllegalState, fiber.StatusConflict, "illegal_state"},
+	{errBadRequest, fiber.StatusBadRequest, "bad_request"},
+}
+
+var errBadRequest = errors.New("bad request")
+
+// errorHandler turns any error a handler returns into the JSON error body.
+// Internal errors are logged, never shown.
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		status, code, msg := classify(err)
+		if status == fiber.StatusInternalServerError {
+			log.Error("internal error", "method", c.Method(), "path", c.Path(), "err", err)
+			msg = "internal error; see the platform log"
+		}
+		if status == fiber.StatusServiceUnavailable {
+			c.Set(fiber.HeaderRetryAfter, "5")
+		}
+		return c.Status(status).JSON(errorBody{errorDetail{Code: code, Message: msg}})
+	}
+}
+
+func classify(err error) (int, string, string) {
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return e.status, e.code, err.Error()
+		}
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		code := "error"
+		switch fe.Code {
+		case fiber.StatusNotFound:
+			code = "not_found"
+		case fiber.StatusMethodNotAllowed:
+			code = "method_not_allowed"
+		case fiber.StatusRequestEntityTooLarge:
+			code = "too_large"
+		case fiber.StatusBadRequest:
+			code = "bad_request"
+		}
+		return fe.Code, code, fe.Message
+	}
+	if unavailable(err) {
+		return fiber.StatusServiceUnavailable, "unavailable", "the platform's store (etcd) is unreachable; nothing was changed, retry later"
+	}
+	return fiber.StatusInternalServerError, "internal", err.Error()
+}
+
+// unavailable reports an etcd that cannot be reached in time.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if s, ok := status.FromError(e); ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded) {
+			return true
+		}
+	}
+	return false
+}

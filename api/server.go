@@ -1,0 +1,124 @@
+// Package api is Discovery's REST API under /api/v1 (fiber): thin handlers that
+// decode a request, call the domain (apps, tenants) and encode the answer, with
+// one error table (errors.go) and an OpenAPI document (openapi.json).
+package api
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/deployer"
+	"github.com/discovery-platform/discovery/tenants"
+)
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+// Logs reads a replica's output (the runtime implements it).
+type Logs interface {
+	Logs(ctx context.Context, id deployer.ReplicaID, tail int) ([]byte, error)
+}
+
+// Config is what the API needs.
+type Config struct {
+	Apps    *apps.Service
+	Tenants *tenants.Store
+	Logs    Logs
+	// Ready reports whether the platform can serve (etcd reachable).
+	Ready func(ctx context.Context) error
+	// Gatherer serves /metrics; nil means the default registry.
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// Timeout bounds each request's work against etcd.
+	Timeout time.Duration
+}
+
+// Server holds the API's dependencies; its methods are the handlers.
+type Server struct {
+	cfg Config
+	app *fiber.App
+}
+
+// New builds the fiber app with every route.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.DefaultGatherer
+	}
+	s := &Server{cfg: cfg}
+	s.app = fiber.New(fiber.Config{
+		ErrorHandler:          errorHandler(cfg.Logger),
+		DisableStartupMessage: true,
+		BodyLimit:             1 << 20,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		AppName:               "discovery",
+	})
+	s.app.Use(recover.New())
+	s.routes()
+	return s
+}
+
+// App returns the fiber app (to listen, or to test with app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+func (s *Server) routes() {
+	a := s.app
+	a.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	a.Get("/readyz", s.readyz)
+	a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+
+	v1 := a.Group("/api/v1")
+	v1.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(openapiJSON)
+	})
+	v1.Get("/tenants", s.listTenants)
+	t := v1.Group("/tenants/:tenant")
+	t.Get("/apps", s.listApps)
+	t.Post("/apps", s.createApp)
+	t.Get("/apps/:app", s.getApp)
+	t.Patch("/apps/:app", s.updateApp)
+	t.Delete("/apps/:app", s.deleteApp)
+	t.Get("/apps/:app/events", s.listEvents)
+	t.Get("/apps/:app/revisions", s.listRevisions)
+	t.Post("/apps/:app/revisions", s.deploy)
+	t.Get("/apps/:app/revisions/:rev", s.getRevision)
+	t.Post("/apps/:app/revisions/:rev/activate", s.activate)
+	t.Post("/apps/:app/revisions/:rev/retire", s.retire)
+	t.Get("/apps/:app/revisions/:rev/replicas/:replica/logs", s.replicaLogs)
+	a.Use(func(c *fiber.Ctx) error {
+		return fiber.NewError(fiber.StatusNotFound, "no route "+c.Method()+" "+c.Path())
+	})
+}
+
+// ctx gives a handler a context bounded by the request timeout.
+func (s *Server) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), s.cfg.Timeout)
+}
+
+func (s *Server) readyz(c *fiber.Ctx) error {
+	if s.cfg.Ready == nil {
+		return c.SendString("ok")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Ready(ctx); err != nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(errorBody{errorDetail{Code: "unavailable", Message: err.Error()}})
+	}
+	return c.SendString("ok")
+}

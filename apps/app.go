@@ -1,0 +1,149 @@
+// Package apps holds Discovery's core domain: apps, their immutable revisions and
+// the replicas that run them, the lifecycle rules that move a revision from
+// pending to retired without cutting a session, and the etcd store that keeps it
+// all. It knows nothing of HTTP and nothing of how replicas are started.
+package apps
+
+import (
+	"time"
+)
+
+// RevisionState is where a revision stands in its lifecycle (see lifecycle.go).
+type RevisionState string
+
+const (
+	// Pending: deployed through the API, nothing started yet.
+	Pending RevisionState = "pending"
+	// Starting: replicas are launched and health-checked; the previous active
+	// revision keeps serving until this one is healthy.
+	Starting RevisionState = "starting"
+	// Active: the one revision of the app that get-endpoint hands out.
+	Active RevisionState = "active"
+	// Draining: superseded; keeps serving the sessions it has until empty.
+	Draining RevisionState = "draining"
+	// Retired: stopped for good; its replicas are terminated.
+	Retired RevisionState = "retired"
+	// Failed: never became healthy; its replicas are stopped, the app untouched.
+	Failed RevisionState = "failed"
+)
+
+// Terminal reports whether no replica of a revision in this state should run.
+func (s RevisionState) Terminal() bool { return s == Retired || s == Failed }
+
+// Serving reports whether a revision in this state serves sessions.
+func (s RevisionState) Serving() bool { return s == Active || s == Draining }
+
+// App is a stateful server within a tenant: the settings every revision shares.
+type App struct {
+	// Tenant owns the app; Name is a DNS-1123 label unique within the tenant.
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
+	// Port is the port the app's container listens on (Kubernetes runtime). The
+	// process runtime ignores it and passes a free loopback port in $PORT.
+	Port int `json:"port"`
+	// HealthPath is probed with HTTP GET for readiness; empty means a TCP connect.
+	HealthPath string `json:"health_path,omitempty"`
+	// Replicas is how many replicas the active revision runs.
+	Replicas int `json:"replicas"`
+	// MaxSessions caps sessions per replica for get-endpoint; 0 means no cap.
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// ReconnectGrace is how long a draining revision must stay empty before it is
+	// retired, so a player who just dropped can still come back.
+	ReconnectGrace Duration `json:"reconnect_grace"`
+	// DrainTimeout bounds how long a revision may drain; 0 means no bound.
+	DrainTimeout Duration `json:"drain_timeout"`
+	// ShutdownGrace is the time between SIGTERM and SIGKILL when a replica stops.
+	ShutdownGrace Duration `json:"shutdown_grace"`
+	// StartTimeout bounds how long a starting revision may take to become healthy
+	// before it is marked failed.
+	StartTimeout Duration `json:"start_timeout"`
+	// Generation counts deploys; each new revision takes the next number, so the
+	// newest revision is the one with the highest generation.
+	Generation int64 `json:"generation"`
+	// Deleting is set by DELETE: the reconciler retires every revision, then
+	// removes the app.
+	Deleting bool `json:"deleting,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// ModRevision is the etcd mod revision the app was read at (compare-and-swap).
+	ModRevision int64 `json:"-"`
+}
+
+// Revision is one immutable deployment of an app plus its lifecycle status.
+type Revision struct {
+	// ID is 8 hex characters, unique within the app.
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	App    string `json:"app"`
+	// Generation orders revisions of one app: higher is newer.
+	Generation int64 `json:"generation"`
+
+	// Image names the container image (Kubernetes runtime); Command is the argv
+	// the process runtime runs. At least one of them is set.
+	Image   string            `json:"image,omitempty"`
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+
+	// State and its bookkeeping are written only through lifecycle transitions.
+	State RevisionState `json:"state"`
+	// Reason explains the last transition ("healthy", "superseded by 1a2b3c4d"…).
+	Reason string `json:"reason,omitempty"`
+	// Crashes counts replicas of this revision that exited unexpectedly.
+	Crashes int `json:"crashes"`
+
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty"`
+	DrainingAt  *time.Time `json:"draining_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	ModRevision int64      `json:"-"`
+}
+
+// ReplicaState is the observed state of one running instance.
+type ReplicaState string
+
+const (
+	// ReplicaStarting: launched, not yet passing its health check.
+	ReplicaStarting ReplicaState = "starting"
+	// ReplicaReady: passing its health check; may receive sessions.
+	ReplicaReady ReplicaState = "ready"
+	// ReplicaUnhealthy: was ready, now failing its health check.
+	ReplicaUnhealthy ReplicaState = "unhealthy"
+	// ReplicaStopping: told to stop (SIGTERM sent), not yet gone.
+	ReplicaStopping ReplicaState = "stopping"
+	// ReplicaExited: the process is gone.
+	ReplicaExited ReplicaState = "exited"
+)
+
+// Replica is one running instance of a revision, as recorded in etcd. The
+// reconciler writes it before it asks the runtime to start anything, so a
+// replica never runs without a record.
+type Replica struct {
+	ID       string       `json:"id"`
+	Tenant   string       `json:"tenant"`
+	App      string       `json:"app"`
+	Revision string       `json:"revision"`
+	State    ReplicaState `json:"state"`
+	// Address is host:port where the replica serves, once known.
+	Address string `json:"address,omitempty"`
+	// Stop is set once the platform decided this replica must go; it is never
+	// cleared, so a restarted control plane finishes the stop.
+	Stop      bool      `json:"stop,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+
+	ModRevision int64 `json:"-"`
+}
+
+// IsDeletable reports whether the replica may be stopped by a scale-down: only
+// when it holds no session (the Agones rule for Allocated game servers).
+func (r Replica) IsDeletable(sessions int) bool { return sessions == 0 }
+
+// Ref names an app within a tenant: the reconciler's work-queue key.
+type Ref struct {
+	Tenant string
+	App    string
+}
+
+func (r Ref) String() string { return r.Tenant + "/" + r.App }

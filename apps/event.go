@@ -1,0 +1,41 @@
+package apps
+
+import "time"
+
+// EventType names a line of an app's activity log.
+type EventType string
+
+const (
+	EventAppCreated      EventType = "app_created"
+	EventAppUpdated      EventType = "app_updated"
+	EventAppDeleting     EventType = "app_deleting"
+	EventDeployed        EventType = "deployed"
+	EventTransition      EventType = "transition"
+	EventReplicaStarted  EventType = "replica_started"
+	EventReplicaReady    EventType = "replica_ready"
+	EventReplicaCrashed  EventType = "replica_crashed"
+	EventReplicaStopping EventType = "replica_stopping"
+	EventReplicaStopped  EventType = "replica_stopped"
+	EventReplicaAdopted  EventType = "replica_adopted"
+	EventError           EventType = "error"
+)
+
+// Event is one line of an app's activity log. Events are kept in etcd, at most
+// MaxEventsPerApp per app; the oldest go first.
+type Event struct {
+	// ID sorts events in time order (it is the key suffix in etcd).
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Type     EventType `json:"type"`
+	Tenant   string    `json:"tenant"`
+	App      string    `json:"app"`
+	Revision string    `json:"revision,omitempty"`
+	Replica  string    `json:"replica,omitempty"`
+	// From and To are set on transitions.
+	From    RevisionState `json:"from,omitempty"`
+	To      RevisionState `json:"to,omitempty"`
+	Message string        `json:"message"`
+}
+
+// MaxEventsPerApp bounds an app's activity log.
+const MaxEventsPerApp = 500

@@ -1,0 +1,201 @@
+package apps
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Limits a request must stay within. They keep one tenant's typo from asking for
+// a million replicas or a week-long grace.
+const (
+	MaxReplicas      = 100
+	MaxSessionsLimit = 1_000_000
+	MaxGrace         = 24 * time.Hour
+	MaxCommandArgs   = 64
+	MaxArgLen        = 4096
+	MaxEnvVars       = 128
+	MaxEnvValueLen   = 32 << 10
+	MaxImageLen      = 512
+	MaxHealthPathLen = 256
+)
+
+// Defaults for fields an app create request leaves out.
+const (
+	DefaultPort           = 8080
+	DefaultReplicas       = 1
+	DefaultReconnectGrace = 30 * time.Second
+	DefaultShutdownGrace  = 10 * time.Second
+	DefaultStartTimeout   = 60 * time.Second
+)
+
+var (
+	dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	envName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// ValidName checks a DNS-1123 label: what Kubernetes accepts as a namespace or
+// label value, and what is safe in a URL path and an etcd key.
+func ValidName(kind, name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: %s name is required", ErrInvalid, kind)
+	}
+	if len(name) > 63 || !dns1123Label.MatchString(name) {
+		return fmt.Errorf("%w: %s name %q must be a DNS-1123 label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", ErrInvalid, kind, truncate(name, 80))
+	}
+	return nil
+}
+
+// AppSpec is a create or update request for an app. Nil fields keep their
+// current value (update) or take the default (create).
+type AppSpec struct {
+	Name           string    `json:"name,omitempty"`
+	Port           *int      `json:"port,omitempty"`
+	HealthPath     *string   `json:"health_path,omitempty"`
+	Replicas       *int      `json:"replicas,omitempty"`
+	MaxSessions    *int      `json:"max_sessions,omitempty"`
+	ReconnectGrace *Duration `json:"reconnect_grace,omitempty"`
+	DrainTimeout   *Duration `json:"drain_timeout,omitempty"`
+	ShutdownGrace  *Duration `json:"shutdown_grace,omitempty"`
+	StartTimeout   *Duration `json:"start_timeout,omitempty"`
+}
+
+// NewApp builds a valid app from a create request, filling defaults.
+func NewApp(tenant string, spec AppSpec, now time.Time) (App, error) {
+	if err := ValidName("tenant", tenant); err != nil {
+		return App{}, err
+	}
+	if err := ValidName("app", spec.Name); err != nil {
+		return App{}, err
+	}
+	a := App{
+		Tenant:         tenant,
+		Name:           spec.Name,
+		Port:           DefaultPort,
+		Replicas:       DefaultReplicas,
+		ReconnectGrace: Duration(DefaultReconnectGrace),
+		ShutdownGrace:  Duration(DefaultShutdownGrace),
+		StartTimeout:   Duration(DefaultStartTimeout),
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	spec.Name = ""
+	if err := a.Apply(spec, now); err != nil {
+		return App{}, err
+	}
+	return a, nil
+}
+
+// Apply changes the app's settings from an update request and validates the
+// result; on error the app is unchanged.
+func (a *App) Apply(spec AppSpec, now time.Time) error {
+	if spec.Name != "" && spec.Name != a.Name {
+		return fmt.Errorf("%w: an app's name cannot change", ErrInvalid)
+	}
+	b := *a
+	set(&b.Port, spec.Port)
+	set(&b.HealthPath, spec.HealthPath)
+	set(&b.Replicas, spec.Replicas)
+	set(&b.MaxSessions, spec.MaxSessions)
+	set(&b.ReconnectGrace, spec.ReconnectGrace)
+	set(&b.DrainTimeout, spec.DrainTimeout)
+	set(&b.ShutdownGrace, spec.ShutdownGrace)
+	set(&b.StartTimeout, spec.StartTimeout)
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	b.UpdatedAt = now
+	*a = b
+	return nil
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// Validate checks every field against the platform's limits.
+func (a App) Validate() error {
+	if err := ValidName("tenant", a.Tenant); err != nil {
+		return err
+	}
+	if err := ValidName("app", a.Name); err != nil {
+		return err
+	}
+	if a.Port < 1 || a.Port > 65535 {
+		return fmt.Errorf("%w: port %d out of range 1-65535", ErrInvalid, a.Port)
+	}
+	if a.HealthPath != "" && (!strings.HasPrefix(a.HealthPath, "/") || len(a.HealthPath) > MaxHealthPathLen || strings.ContainsAny(a.HealthPath, " \t\r\n")) {
+		return fmt.Errorf("%w: health_path must be an absolute URL path (starting with '/', no spaces, at most %d bytes)", ErrInvalid, MaxHealthPathLen)
+	}
+	if a.Replicas < 0 || a.Replicas > MaxReplicas {
+		return fmt.Errorf("%w: replicas %d out of range 0-%d", ErrInvalid, a.Replicas, MaxReplicas)
+	}
+	if a.MaxSessions < 0 || a.MaxSessions > MaxSessionsLimit {
+		return fmt.Errorf("%w: max_sessions %d out of range 0-%d", ErrInvalid, a.MaxSessions, MaxSessionsLimit)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"reconnect_grace", a.ReconnectGrace}, {"drain_timeout", a.DrainTimeout}, {"shutdown_grace", a.ShutdownGrace}, {"start_timeout", a.StartTimeout}} {
+		if d.v < 0 || d.v.D() > MaxGrace {
+			return fmt.Errorf("%w: %s %s out of range 0-%s", ErrInvalid, d.name, d.v, MaxGrace)
+		}
+	}
+	if a.StartTimeout.D() < time.Second {
+		return fmt.Errorf("%w: start_timeout %s must be at least 1s", ErrInvalid, a.StartTimeout)
+	}
+	return nil
+}
+
+// RevisionSpec is a deploy request: what to run.
+type RevisionSpec struct {
+	Image   string            `json:"image,omitempty"`
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+}
+
+// Validate checks a deploy request. PORT is reserved: the runtime sets it.
+func (s RevisionSpec) Validate() error {
+	if s.Image == "" && len(s.Command) == 0 {
+		return fmt.Errorf("%w: a revision needs an image or a command", ErrInvalid)
+	}
+	if len(s.Image) > MaxImageLen || strings.ContainsAny(s.Image, " \t\r\n") {
+		return fmt.Errorf("%w: image must be at most %d bytes with no spaces", ErrInvalid, MaxImageLen)
+	}
+	if len(s.Command) > MaxCommandArgs {
+		return fmt.Errorf("%w: command has %d arguments, at most %d allowed", ErrInvalid, len(s.Command), MaxCommandArgs)
+	}
+	if len(s.Command) > 0 && strings.TrimSpace(s.Command[0]) == "" {
+		return fmt.Errorf("%w: command[0] (the program) is empty", ErrInvalid)
+	}
+	for i, arg := range s.Command {
+		if len(arg) > MaxArgLen || strings.ContainsRune(arg, 0) {
+			return fmt.Errorf("%w: command[%d] must be at most %d bytes with no NUL", ErrInvalid, i, MaxArgLen)
+		}
+	}
+	if len(s.Env) > MaxEnvVars {
+		return fmt.Errorf("%w: %d env vars, at most %d allowed", ErrInvalid, len(s.Env), MaxEnvVars)
+	}
+	for k, v := range s.Env {
+		if !envName.MatchString(k) || len(k) > 256 {
+			return fmt.Errorf("%w: env name %q must match [A-Za-z_][A-Za-z0-9_]*", ErrInvalid, truncate(k, 80))
+		}
+		if k == "PORT" || strings.HasPrefix(k, "DISCOVERY_") {
+			return fmt.Errorf("%w: env %s is reserved: the platform sets it", ErrInvalid, k)
+		}
+		if len(v) > MaxEnvValueLen || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: env %s must be at most %d bytes with no NUL", ErrInvalid, k, MaxEnvValueLen)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

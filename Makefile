@@ -1,0 +1,44 @@
+# Discovery — make targets. `make run` starts the platform (embedded etcd,
+# process runtime) on :4000 with its data in ./data; `make test` runs every test.
+GO            ?= go
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_TIMEOUT  ?= 40m
+DATA_DIR      ?= ./data
+ADDR          ?= :4000
+
+.PHONY: all build run test test-short lint fmt vet staticcheck bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/platform ./cmd/platform
+	$(GO) build -o bin/dsh ./cmd/dsh
+	$(GO) build -o bin/hello ./examples/hello
+
+run: build
+	./bin/platform --addr $(ADDR) --data-dir $(DATA_DIR)
+
+# Every test, race detector on, against embedded etcd and real processes.
+test:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+lint: fmt vet staticcheck
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+# Benchmarks print figures; they are never timed unit tests.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

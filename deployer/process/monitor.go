@@ -1,0 +1,110 @@
+package process
+
+import (
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/discovery-platform/discovery/apps"
+)
+
+// monitor is the one goroutine per live replica: it notices the exit, sends
+// the SIGKILL a Stop scheduled, health-checks the replica every ProbeInterval
+// and trims its log. It returns when the process is gone or the runtime
+// closes.
+func (r *Runtime) monitor(rep *replica) {
+	ticker := time.NewTicker(r.cfg.ProbeInterval)
+	defer ticker.Stop()
+	probeDue := true
+	for {
+		if r.observeExit(rep) {
+			return
+		}
+		if probeDue {
+			r.probe(rep)
+			if err := boundLog(filepath.Join(rep.dir, logFile), r.cfg.LogLimit); err != nil {
+				r.log.Warn("replica log not trimmed", logAttrs(rep.meta.id(), "err", err)...)
+			}
+			probeDue = false
+		}
+
+		r.mu.Lock()
+		killAt := rep.killAt
+		r.mu.Unlock()
+		var killC <-chan time.Time
+		var killTimer *time.Timer
+		if !killAt.IsZero() {
+			killTimer = time.NewTimer(time.Until(killAt))
+			killC = killTimer.C
+		}
+		select {
+		case <-r.ctx.Done():
+		case <-ticker.C:
+			probeDue = true
+		case <-rep.wake:
+		case <-killC:
+			r.kill(rep)
+		}
+		if killTimer != nil {
+			killTimer.Stop()
+		}
+		if r.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// observeExit checks whether the replica's process is gone and, if so, records
+// it as exited. It reports whether it did.
+func (r *Runtime) observeExit(rep *replica) bool {
+	r.mu.Lock()
+	pid, ticks := rep.meta.PID, rep.meta.StartTicks
+	r.mu.Unlock()
+	gone, exit := processGone(pid, ticks)
+	if !gone {
+		return false
+	}
+	if exit == "" {
+		exit = "exited (status unknown: adopted process)"
+	}
+	// The last words of a crash are worth keeping; the log stops growing now.
+	if err := boundLog(filepath.Join(rep.dir, logFile), r.cfg.LogLimit); err != nil {
+		r.log.Warn("replica log not trimmed", logAttrs(rep.meta.id(), "err", err)...)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.markExited(rep, exit)
+	return true
+}
+
+// markExited records the exit in memory and on disk. r.mu must be held (or
+// the replica not yet shared).
+func (r *Runtime) markExited(rep *replica, exit string) {
+	now := time.Now().UTC()
+	rep.meta.Exit, rep.meta.ExitedAt = exit, &now
+	rep.killAt = time.Time{}
+	rep.stopProbe()
+	if err := writeMeta(rep.dir, rep.meta); err != nil {
+		r.log.Warn("replica state not saved", logAttrs(rep.meta.id(), "err", err)...)
+	}
+	if rep.state != apps.ReplicaExited {
+		r.log.Info("replica exited", logAttrs(rep.meta.id(), "exit", exit, "stop_requested", rep.meta.StopRequested)...)
+		rep.state = apps.ReplicaExited
+		r.notify(rep.meta.id())
+	}
+}
+
+// kill sends the SIGKILL that ends a stop's grace period.
+func (r *Runtime) kill(rep *replica) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rep.state != apps.ReplicaStopping || rep.killAt.IsZero() {
+		return
+	}
+	rep.killAt = time.Time{}
+	r.log.Info("replica grace expired, sending SIGKILL", logAttrs(rep.meta.id(), "pid", rep.meta.PID)...)
+	if err := signalGroup(rep.meta.PID, rep.meta.StartTicks, syscall.SIGKILL); err != nil {
+		r.log.Warn("replica SIGKILL failed", logAttrs(rep.meta.id(), "err", err)...)
+	}
+	wake(rep)
+}

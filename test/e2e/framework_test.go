@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testapp/build"
+)
+
+// The framework builds the real platform binary once and runs it as a separate
+// process, so a test can SIGKILL it the way an operator's machine would.
+
+var (
+	platformOnce sync.Once
+	platformBin  string
+	platformErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if platformBin != "" {
+		_ = os.RemoveAll(filepath.Dir(platformBin))
+	}
+	build.Cleanup()
+	os.Exit(code)
+}
+
+func platformBinary(t *testing.T) string {
+	platformOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "discovery-e2e-")
+		if err != nil {
+			platformErr = err
+			return
+		}
+		out := filepath.Join(dir, "platform")
+		cmd := exec.Command("go", "build", "-race", "-o", out, "github.com/discovery-platform/discovery/cmd/platform")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			platformErr = fmt.Errorf("build platform: %v\n%s", err, b)
+			return
+		}
+		platformBin = out
+	})
+	require.NoError(t, platformErr)
+	return platformBin
+}
+
+// Framework is one platform installation: a data dir and a port, with the
+// platform process started, killed and restarted on it.
+type Framework struct {
+	t       *testing.T
+	DataDir string
+	Addr    string
+	Marker  string
+	App     string // testapp binary
+	cmd     *exec.Cmd
+	done    chan struct{}
+	logs    *bytes.Buffer
+	logsMu  sync.Mutex
+}
+
+// New prepares an installation; Start runs the platform on it.
+func New(t *testing.T) *Framework {
+	f := &Framework{t: t, DataDir: t.TempDir(), Marker: proctest.Marker(t), App: build.Binary(t), logs: &bytes.Buffer{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f.Addr = l.Addr().String()
+	require.NoError(t, l.Close())
+	t.Cleanup(func() {
+		f.Kill()
+		proctest.KillAll(f.Marker)
+		if t.Failed() {
+			f.logsMu.Lock()
+			t.Logf("platform log:\n%s", f.logs.String())
+			f.logsMu.Unlock()
+		}
+	})
+	return f
+}
+
+// Start runs the platform and waits until its API answers.
+func (f *Framework) Start() {
+	f.t.Helper()
+	cmd := exec.Command(platformBinary(f.t), "--addr", f.Addr, "--data-dir", f.DataDir,
+		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug")
+	cmd.Env = append(os.Environ(), f.Marker)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(f.t, err)
+	require.NoError(f.t, cmd.Start())
+	f.cmd, f.done = cmd, make(chan struct{})
+	go func(done chan struct{}) {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			f.logsMu.Lock()
+			f.logs.WriteString(sc.Text() + "\n")
+			f.logsMu.Unlock()
+		}
+		_ = cmd.Wait()
+		close(done)
+	}(f.done)
+	f.Eventually("the API answers", 60*time.Second, func() bool {
+		resp, err := http.Get("http://" + f.Addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// Kill SIGKILLs the platform (not its replicas) and waits for it to be gone.
+func (f *Framework) Kill() {
+	if f.cmd == nil {
+		return
+	}
+	_ = f.cmd.Process.Signal(syscall.SIGKILL)
+	<-f.done
+	f.cmd = nil
+}
+
+// Stop sends SIGTERM and waits for a graceful exit.
+func (f *Framework) Stop() {
+	f.t.Helper()
+	require.NoError(f.t, f.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-f.done:
+	case <-time.After(30 * time.Second):
+		f.t.Fatal("platform did not stop within 30s of SIGTERM")
+	}
+	require.Equal(f.t, 0, f.cmd.ProcessState.ExitCode(), "graceful stop exits 0")
+	f.cmd = nil
+}
+
+// Eventually polls cond until it holds or the deadline passes.
+func (f *Framework) Eventually(what string, within time.Duration, cond func() bool) {
+	f.t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("timed out after %s waiting for: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+}
+
+// Call does an API request and decodes the JSON answer into out.
+func (f *Framework) Call(method, path string, body any, out any) int {
+	f.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(f.t, err)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+f.Addr+"/api/v1/tenants/default"+path, r)
+	require.NoError(f.t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(f.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		require.NoError(f.t, json.Unmarshal(b, out), string(b))
+	}
+	if resp.StatusCode >= 300 {
+		f.t.Logf("%s %s -> %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return resp.StatusCode
+}
+
+// Revision is the API's view of a revision.
+type Revision struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Reason   string `json:"reason"`
+	Replicas []struct {
+		ID       string `json:"id"`
+		State    string `json:"state"`
+		Address  string `json:"address"`
+		Stopping bool   `json:"stopping"`
+	} `json:"replicas"`
+}
+
+// Revisions lists an app's revisions by id.
+func (f *Framework) Revisions(app string) map[string]Revision {
+	var out struct{ Revisions []Revision }
+	if f.Call("GET", "/apps/"+app+"/revisions", nil, &out) != 200 {
+		return nil
+	}
+	m := map[string]Revision{}
+	for _, r := range out.Revisions {
+		m[r.ID] = r
+	}
+	return m
+}
+
+// Deploy deploys the testapp with env and returns the revision id.
+func (f *Framework) Deploy(app string, env map[string]string) string {
+	var rev Revision
+	require.Equal(f.t, 202, f.Call("POST", "/apps/"+app+"/revisions", map[string]any{"command": []string{f.App}, "env": env}, &rev))
+	return rev.ID
+}
+
+// WaitState waits for a revision to reach a state.
+func (f *Framework) WaitState(app, rev, state string, within time.Duration) Revision {
+	f.t.Helper()
+	var got Revision
+	f.Eventually(fmt.Sprintf("revision %s %s", rev, state), within, func() bool {
+		got = f.Revisions(app)[rev]
+		return got.State == state
+	})
+	return got
+}
+
+// Running maps the replica ids of a revision to the pids really running.
+func (f *Framework) Running(rev string) map[string]int {
+	f.t.Helper()
+	procs, dup := proctest.Replicas(f.Marker)
+	require.Empty(f.t, dup, "a replica id runs twice")
+	out := map[string]int{}
+	for id, p := range procs {
+		if p.Revision == rev {
+			out[id] = p.PID
+		}
+	}
+	return out
+}

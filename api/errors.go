@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -36,6 +37,8 @@ var errorCodes = []struct {
 	{apps.ErrConflict, fiber.StatusConflict, "conflict"},
 	{apps.ErrIllegalState, fiber.StatusConflict, "illegal_state"},
 	{errBadRequest, fiber.StatusBadRequest, "bad_request"},
+	{endpoint.ErrNoCapacity, fiber.StatusServiceUnavailable, "no_capacity"},
+	{endpoint.ErrNotServing, fiber.StatusServiceUnavailable, "not_serving"},
 }
 
 var errBadRequest = errors.New("bad request")
@@ -50,7 +53,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			msg = "internal error; see the platform log"
 		}
 		if status == fiber.StatusServiceUnavailable {
-			c.Set(fiber.HeaderRetryAfter, "5")
+			c.Set(fiber.HeaderRetryAfter, "2")
 		}
 		return c.Status(status).JSON(errorBody{errorDetail{Code: code, Message: msg}})
 	}

@@ -33,6 +33,9 @@ type Config struct {
 	Apps    *apps.Service
 	Tenants *tenants.Store
 	Logs    Logs
+	// Endpoints answers the public get-endpoint; Holds keeps app-held leases.
+	Endpoints EndpointGetter
+	Holds     HoldStore
 	// Ready reports whether the platform can serve (etcd reachable).
 	Ready func(ctx context.Context) error
 	// Gatherer serves /metrics; nil means the default registry.
@@ -87,7 +90,10 @@ func (s *Server) routes() {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(openapiJSON)
 	})
+	a.Get("/api/get-endpoint", s.seedGetEndpoint)
 	v1.Get("/tenants", s.listTenants)
+	v1.Put("/leases/:id", s.keepHold)
+	v1.Delete("/leases/:id", s.releaseHold)
 	t := v1.Group("/tenants/:tenant")
 	t.Get("/apps", s.listApps)
 	t.Post("/apps", s.createApp)
@@ -101,6 +107,8 @@ func (s *Server) routes() {
 	t.Post("/apps/:app/revisions/:rev/activate", s.activate)
 	t.Post("/apps/:app/revisions/:rev/retire", s.retire)
 	t.Get("/apps/:app/revisions/:rev/replicas/:replica/logs", s.replicaLogs)
+	t.Get("/apps/:app/endpoint", s.getEndpoint)
+	t.Post("/apps/:app/revisions/:rev/leases", s.createHold)
 	a.Use(func(c *fiber.Ctx) error {
 		return fiber.NewError(fiber.StatusNotFound, "no route "+c.Method()+" "+c.Path())
 	})

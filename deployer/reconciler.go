@@ -24,7 +24,7 @@ import (
 // then NoSessions says nothing is known, so nothing retires by emptiness.
 type SessionCounter interface {
 	Revision(tenant, app, rev string) apps.Sessions
-	Replica(tenant, app, rev, replica string) (count int, known bool)
+	Replica(tenant, app, rev, replica string) apps.Sessions
 }
 
 // NoSessions is the SessionCounter of a platform without a gateway.
@@ -34,7 +34,7 @@ type NoSessions struct{}
 func (NoSessions) Revision(string, string, string) apps.Sessions { return apps.Sessions{} }
 
 // Replica reports nothing known.
-func (NoSessions) Replica(string, string, string, string) (int, bool) { return 0, false }
+func (NoSessions) Replica(string, string, string, string) apps.Sessions { return apps.Sessions{} }
 
 // Config tunes the reconciler; zero values take defaults.
 type Config struct {
@@ -415,13 +415,43 @@ func (s *syncer) scale() error {
 		}
 		if len(live) > want {
 			for _, rec := range pickRemovable(live, len(live)-want, func(rec apps.Replica) int {
-				n, _ := s.r.sessions.Replica(rec.Tenant, rec.App, rec.Revision, rec.ID)
-				return n
+				return s.r.sessions.Replica(rec.Tenant, rec.App, rec.Revision, rec.ID).Count
 			}, rev.State.Terminal()) {
 				if err := s.stop(rec); err != nil {
 					return err
 				}
 			}
+		}
+		if rev.State == apps.Draining {
+			if err := s.stopEmptyDraining(rev, live); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stopEmptyDraining stops the replicas of a draining revision that have been
+// empty for reconnect_grace, one by one as their players leave, while the
+// revision keeps the replicas that still have players. The last replica goes
+// with the revision's retirement instead.
+func (s *syncer) stopEmptyDraining(rev apps.Revision, live []apps.Replica) error {
+	grace := s.snap.App.ReconnectGrace.D()
+	left := len(live)
+	for _, rec := range live {
+		if left <= 1 {
+			return nil
+		}
+		ss := s.r.sessions.Replica(rec.Tenant, rec.App, rec.Revision, rec.ID)
+		empty := ss.EmptySince
+		if rev.DrainingAt != nil && rev.DrainingAt.After(empty) {
+			empty = *rev.DrainingAt
+		}
+		if ss.Known && ss.Count == 0 && s.now.Sub(empty) >= grace {
+			if err := s.stop(rec); err != nil {
+				return err
+			}
+			left--
 		}
 	}
 	return nil

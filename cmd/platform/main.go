@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +27,8 @@ import (
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/deployer/process"
+	"github.com/discovery-platform/discovery/endpoint"
+	"github.com/discovery-platform/discovery/endpoint/relay"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -54,7 +58,14 @@ func main() {
 
 // Config is the platform's configuration, from flags and environment.
 type Config struct {
+	// Role is all (API, reconciler, gateway), api (API and reconciler) or
+	// gateway (only the gateway; needs --etcd).
+	Role            string
 	Addr            string
+	GatewayAddr     string
+	PublicURL       string
+	APIURL          string
+	Instance        string
 	DataDir         string
 	Etcd            []string
 	EtcdPrefix      string
@@ -71,13 +82,16 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
-	etcd    *embed.Etcd
-	client  *clientv3.Client
-	runtime *process.Runtime
-	server  *api.Server
-	ln      net.Listener
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	etcd      *embed.Etcd
+	client    *clientv3.Client
+	runtime   *process.Runtime
+	server    *api.Server
+	ln        net.Listener
+	gateway   *http.Server
+	gatewayLn net.Listener
+	relay     *relay.Relay
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // NewMain returns a platform with default configuration.
@@ -106,7 +120,12 @@ func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("platform", flag.ContinueOnError)
 	c := &m.Config
 	var etcd string
+	fs.StringVar(&c.Role, "role", env("DISCOVERY_ROLE", "all"), "all, api (API + reconciler) or gateway (env DISCOVERY_ROLE)")
 	fs.StringVar(&c.Addr, "addr", env("DISCOVERY_ADDR", ":4000"), "API listen address (env DISCOVERY_ADDR)")
+	fs.StringVar(&c.GatewayAddr, "gateway-addr", env("DISCOVERY_GATEWAY_ADDR", ":4001"), "gateway listen address (env DISCOVERY_GATEWAY_ADDR)")
+	fs.StringVar(&c.PublicURL, "public-url", env("DISCOVERY_PUBLIC_URL", ""), "gateway base URL given to clients by get-endpoint; default http://127.0.0.1:<gateway port> (env DISCOVERY_PUBLIC_URL)")
+	fs.StringVar(&c.APIURL, "api-url", env("DISCOVERY_API_URL", ""), "API base URL given to replicas in $DISCOVERY_API for app-held leases; default http://127.0.0.1:<api port> (env DISCOVERY_API_URL)")
+	fs.StringVar(&c.Instance, "instance", env("DISCOVERY_INSTANCE", ""), "this instance's name in session counts; default host-pid (env DISCOVERY_INSTANCE)")
 	fs.StringVar(&c.DataDir, "data-dir", env("DISCOVERY_DATA_DIR", "./data"), "data directory: embedded etcd, replica state and logs (env DISCOVERY_DATA_DIR)")
 	fs.StringVar(&etcd, "etcd", env("DISCOVERY_ETCD", ""), "comma-separated etcd endpoints; empty starts an embedded etcd (env DISCOVERY_ETCD)")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", env("DISCOVERY_ETCD_PREFIX", "/discovery"), "key prefix in etcd (env DISCOVERY_ETCD_PREFIX)")
@@ -126,6 +145,19 @@ func (m *Main) ParseFlags(args []string) error {
 			c.Etcd = append(c.Etcd, e)
 		}
 	}
+	switch c.Role {
+	case "all", "api":
+	case "gateway":
+		if len(c.Etcd) == 0 {
+			return fmt.Errorf("--role gateway needs --etcd: a gateway serves a control plane's etcd, it has none of its own")
+		}
+	default:
+		return fmt.Errorf("--role %q: want all, api or gateway", c.Role)
+	}
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	if c.Runtime != "process" {
 		return fmt.Errorf("--runtime %q: only \"process\" is available in this build", c.Runtime)
 	}
@@ -137,8 +169,8 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
-// Run starts etcd (embedded or client), the runtime, the reconciler and the
-// API, and returns once the API listens.
+// Run starts etcd (embedded or client) and the parts of the instance's role,
+// and returns once they listen.
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
@@ -159,19 +191,92 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("etcd client: %w", err)
 	}
 	m.client = cli
+	bg, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
 
+	// Every role reads routes and counts sessions.
+	routes := endpoint.NewRoutes(cli, c.EtcdPrefix, m.Log.With("part", "routes"))
+	counter := endpoint.NewCounter(cli, endpoint.CounterConfig{Prefix: c.EtcdPrefix, Instance: c.Instance, Logger: m.Log.With("part", "counter")})
+	sessions := endpoint.NewSessions(cli, c.EtcdPrefix, counter, m.Log.With("part", "sessions"))
+	m.goRun(func() { routes.Run(bg) })
+	m.goRun(func() { counter.Run(bg) })
+	m.goRun(func() { sessions.Run(bg) })
+
+	if c.Role == "all" || c.Role == "gateway" {
+		if err := m.startGateway(routes, counter); err != nil {
+			return err
+		}
+	}
+	if c.Role == "all" || c.Role == "api" {
+		if err := m.startControl(ctx, bg, cli, routes, sessions, counter); err != nil {
+			return err
+		}
+	}
+	m.Log.Info("platform ready", "role", c.Role, "api", m.Addr(), "gateway", m.GatewayAddr(), "data_dir", c.DataDir, "instance", c.Instance)
+	return nil
+}
+
+func (m *Main) goRun(f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+}
+
+// startGateway serves endpoint URLs on --gateway-addr.
+func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) error {
+	// A peer that half-closes and then goes silent is cut after 10s, so it
+	// cannot hold a session (and its count) forever.
+	rl, err := relay.New(relay.Config{HalfCloseTimeout: 10 * time.Second})
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	m.relay = rl
+	gw := endpoint.NewGateway(routes, counter, rl, m.Log.With("part", "gateway"))
+	mux := http.NewServeMux()
+	mux.Handle(endpoint.PathPrefix, gw)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.Handle("/", gw) // anything else: the gateway's JSON 404
+	m.gateway = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	ln, err := net.Listen("tcp", m.Config.GatewayAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", m.Config.GatewayAddr, err)
+	}
+	m.gatewayLn = ln
+	m.goRun(func() {
+		if err := m.gateway.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("gateway stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// startControl runs the process runtime, the reconciler and the API.
+func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, routes *endpoint.Routes, sessions *endpoint.Sessions, counter *endpoint.Counter) error {
+	c := m.Config
 	ts := tenants.NewStore(cli, c.EtcdPrefix, c.NamespacePrefix)
 	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err = ts.Ensure(ectx, tenants.Default)
+	err := ts.Ensure(ectx, tenants.Default)
 	cancel()
 	if err != nil {
 		return err
 	}
 	store := apps.NewStore(cli, c.EtcdPrefix)
 
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.Addr, err)
+	}
+	m.ln = ln
+	apiURL := c.APIURL
+	if apiURL == "" {
+		apiURL = "http://" + loopback(ln.Addr())
+	}
 	rt, err := process.New(process.Config{
 		StateDir:      filepath.Join(c.DataDir, "replicas"),
 		ProbeInterval: c.ProbeInterval,
+		Env:           append(os.Environ(), "DISCOVERY_API="+apiURL),
 		Logger:        m.Log.With("part", "runtime"),
 	})
 	if err != nil {
@@ -179,44 +284,63 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.runtime = rt
 
-	rec := deployer.NewReconciler(store, rt, nil, deployer.Config{Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler")})
-	rctx, rcancel := context.WithCancel(context.Background())
-	m.cancel = rcancel
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		if err := rec.Run(rctx); err != nil {
+	rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler")})
+	m.goRun(func() {
+		if err := rec.Run(bg); err != nil {
 			m.Log.Error("reconciler stopped", "err", err)
 		}
-	}()
+	})
 
+	public := c.PublicURL
+	if public == "" {
+		public = "http://" + loopbackPort(c.GatewayAddr, m.gatewayLn)
+	}
+	alloc, err := endpoint.NewAllocator(routes, sessions, counter, public, 30*time.Second)
+	if err != nil {
+		return err
+	}
 	m.server = api.New(api.Config{
-		Apps:    &apps.Service{Store: store, Tenants: ts},
-		Tenants: ts,
-		Logs:    rt,
+		Apps:      &apps.Service{Store: store, Tenants: ts},
+		Tenants:   ts,
+		Logs:      rt,
+		Endpoints: alloc,
+		Holds:     endpoint.NewHolds(cli, c.EtcdPrefix),
 		Ready: func(ctx context.Context) error {
 			_, err := cli.Get(ctx, c.EtcdPrefix+"/tenants/"+tenants.Default, clientv3.WithCountOnly())
 			return err
 		},
 		Logger: m.Log.With("part", "api"),
 	})
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.Addr, err)
-	}
-	m.ln = ln
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
+	m.goRun(func() {
 		if err := m.server.App().Listener(ln); err != nil {
 			m.Log.Error("api server stopped", "err", err)
 		}
-	}()
-	m.Log.Info("platform ready", "addr", ln.Addr().String(), "data_dir", c.DataDir, "runtime", c.Runtime)
+	})
 	return nil
 }
 
-// Addr is where the API listens (useful with --addr :0).
+// loopback turns a listen address into one a local client can dial.
+func loopback(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && (t.IP == nil || t.IP.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Port))
+	}
+	return a.String()
+}
+
+// loopbackPort is the gateway's local address: from its listener when this
+// instance runs one, else from the configured address.
+func loopbackPort(addr string, ln net.Listener) string {
+	if ln != nil {
+		return loopback(ln.Addr())
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Addr is where the API listens ("" without the API role).
 func (m *Main) Addr() string {
 	if m.ln == nil {
 		return ""
@@ -224,11 +348,28 @@ func (m *Main) Addr() string {
 	return m.ln.Addr().String()
 }
 
-// Close stops the API, the reconciler and etcd. Replicas keep running.
+// GatewayAddr is where the gateway listens ("" without the gateway role).
+func (m *Main) GatewayAddr() string {
+	if m.gatewayLn == nil {
+		return ""
+	}
+	return m.gatewayLn.Addr().String()
+}
+
+// Close stops the API and the gateway (closing the sessions it proxies), the
+// reconciler and etcd. Replicas keep running.
 func (m *Main) Close() error {
 	var errs []error
 	if m.server != nil {
 		errs = append(errs, m.server.App().ShutdownWithTimeout(10*time.Second))
+	}
+	if m.gateway != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, m.gateway.Shutdown(sctx))
+		cancel()
+	}
+	if m.relay != nil {
+		errs = append(errs, m.relay.Close())
 	}
 	if m.cancel != nil {
 		m.cancel()

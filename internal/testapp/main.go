@@ -12,7 +12,8 @@
 //
 // Routes: GET /healthz; GET / answers {"revision","replica","pid","version"}
 // from $DISCOVERY_REVISION, $DISCOVERY_REPLICA, its pid and $VERSION; GET
-// /echo?msg=x answers x. It prints "listening on <addr>" once it listens and
+// /echo?msg=x answers x; GET /ws is a WebSocket echo (each message sent back
+// as it came, prefixed by nothing). It prints "listening on <addr>" once it listens and
 // "got SIGTERM" when it receives SIGTERM.
 package main
 
@@ -25,6 +26,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 func main() {
@@ -62,6 +65,23 @@ func main() {
 	})
 	mux.HandleFunc("GET /echo", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, r.URL.Query().Get("msg"))
+	})
+	upgrader := websocket.Upgrader{}
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(mt, msg); err != nil {
+				return
+			}
+		}
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

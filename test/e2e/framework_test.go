@@ -66,6 +66,8 @@ type Framework struct {
 	t       *testing.T
 	DataDir string
 	Addr    string
+	// Gateway is the gateway's host:port.
+	Gateway string
 	Marker  string
 	App     string // testapp binary
 	cmd     *exec.Cmd
@@ -77,10 +79,7 @@ type Framework struct {
 // New prepares an installation; Start runs the platform on it.
 func New(t *testing.T) *Framework {
 	f := &Framework{t: t, DataDir: t.TempDir(), Marker: proctest.Marker(t), App: build.Binary(t), logs: &bytes.Buffer{}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	f.Addr = l.Addr().String()
-	require.NoError(t, l.Close())
+	f.Addr, f.Gateway = freeAddr(t), freeAddr(t)
 	t.Cleanup(func() {
 		f.Kill()
 		proctest.KillAll(f.Marker)
@@ -93,10 +92,17 @@ func New(t *testing.T) *Framework {
 	return f
 }
 
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // Start runs the platform and waits until its API answers.
 func (f *Framework) Start() {
 	f.t.Helper()
-	cmd := exec.Command(platformBinary(f.t), "--addr", f.Addr, "--data-dir", f.DataDir,
+	cmd := exec.Command(platformBinary(f.t), "--addr", f.Addr, "--gateway-addr", f.Gateway, "--data-dir", f.DataDir,
 		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug")
 	cmd.Env = append(os.Environ(), f.Marker)
 	stderr, err := cmd.StderrPipe()
@@ -238,4 +244,26 @@ func (f *Framework) Running(rev string) map[string]int {
 		}
 	}
 	return out
+}
+
+// Endpoint is get-endpoint's answer.
+type Endpoint struct {
+	Endpoint string `json:"endpoint"`
+	URL      string `json:"url"`
+	Revision string `json:"revision"`
+	Replica  string `json:"replica"`
+}
+
+// GetEndpoint calls the public get-endpoint; it returns the status too.
+func (f *Framework) GetEndpoint(app string) (Endpoint, int) {
+	var ep Endpoint
+	resp, err := http.Get("http://" + f.Addr + "/api/v1/tenants/default/apps/" + app + "/endpoint")
+	if err != nil {
+		return ep, 0
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == 200 {
+		_ = json.NewDecoder(resp.Body).Decode(&ep)
+	}
+	return ep, resp.StatusCode
 }

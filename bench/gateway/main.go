@@ -1,0 +1,404 @@
+// Command gateway-bench measures get-endpoint and the gateway over loopback
+// and prints the figures:
+//
+//   - get-endpoint requests/s and p50/p99 latency;
+//   - WebSocket echo round trip through the gateway against a direct connection
+//     to the same replica, in the same run;
+//   - memory (RSS) per idle proxied WebSocket at -conns connections.
+//
+// It builds and starts the real platform binary (API + reconciler + gateway)
+// on an etcd it embeds, plus -gateways-1 extra gateway processes, because one
+// process here may hold at most 20000 fds and each session costs a gateway two.
+// Everything listens on 127.0.0.1 and is stopped at the end.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/discovery-platform/discovery/internal/etcdtest"
+)
+
+func main() {
+	conns := flag.Int("conns", 10000, "idle WebSocket sessions to hold for the memory figure")
+	gateways := flag.Int("gateways", 2, "gateway processes sharing the sessions (each holds 2 fds per session; the fd limit is 20000)")
+	replicas := flag.Int("replicas", 4, "replicas of the echo app")
+	epDuration := flag.Duration("ep-duration", 5*time.Second, "how long to drive get-endpoint")
+	epWorkers := flag.Int("ep-workers", 16, "concurrent get-endpoint callers")
+	rtts := flag.Int("rtts", 5000, "echo round trips per path")
+	flag.Parse()
+	if err := run(*conns, *gateways, *replicas, *epDuration, *epWorkers, *rtts); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	addr string // gateway address
+}
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func build(dir, pkg, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Stderr = os.Stderr
+	return out, cmd.Run()
+}
+
+func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtts int) error {
+	dir, err := os.MkdirTemp("", "discovery-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Println("building platform and echo app...")
+	platform, err := build(dir, "github.com/discovery-platform/discovery/cmd/platform", "platform")
+	if err != nil {
+		return err
+	}
+	echo, err := build(dir, "github.com/discovery-platform/discovery/internal/testapp", "testapp")
+	if err != nil {
+		return err
+	}
+	etcd, err := etcdtest.StartAt(filepath.Join(dir, "etcd"))
+	if err != nil {
+		return err
+	}
+	defer etcd.Stop()
+	marker := fmt.Sprintf("DISCOVERY_BENCH_RUN=%d", os.Getpid())
+	defer killMarked(marker)
+
+	api := freeAddr()
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	for i := 0; i < gateways; i++ {
+		gw := freeAddr()
+		args := []string{"--etcd", etcd.Endpoint, "--gateway-addr", gw, "--data-dir", filepath.Join(dir, "data"+strconv.Itoa(i)),
+			"--instance", "bench-" + strconv.Itoa(i), "--probe-interval", "200ms", "--log-level", "warn"}
+		if i == 0 {
+			args = append(args, "--addr", api)
+		} else {
+			args = append(args, "--role", "gateway")
+		}
+		cmd := exec.Command(platform, args...)
+		cmd.Env = append(os.Environ(), marker)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		procs = append(procs, &proc{cmd: cmd, addr: gw})
+	}
+	if err := waitHTTP("http://"+api+"/readyz", 60*time.Second); err != nil {
+		return err
+	}
+	base := "http://" + api + "/api/v1/tenants/default/apps"
+	if err := post(base, map[string]any{"name": "echo", "replicas": replicas, "health_path": "/healthz"}); err != nil {
+		return err
+	}
+	if err := post(base+"/echo/revisions", map[string]any{"command": []string{echo}}); err != nil {
+		return err
+	}
+	epURL := base + "/echo/endpoint"
+	if err := waitHTTP(epURL, 60*time.Second); err != nil {
+		return fmt.Errorf("app never became reachable: %w", err)
+	}
+	for _, p := range procs[1:] {
+		if err := waitHTTP("http://"+p.addr+"/healthz", 30*time.Second); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("\n== get-endpoint: %d workers for %s ==\n", epWorkers, epDuration)
+	benchEndpoint(epURL, epWorkers, epDuration)
+
+	fmt.Printf("\n== WebSocket echo round trip, 32 B, %d each, same run ==\n", rtts)
+	ep, err := getEndpoint(epURL)
+	if err != nil {
+		return err
+	}
+	direct, err := replicaAddress(base+"/echo/revisions", ep.Replica)
+	if err != nil {
+		return err
+	}
+	viaGW := ep.Endpoint + "ws"
+	gw := rttBench(viaGW, rtts)
+	dr := rttBench("ws://"+direct+"/ws", rtts)
+	fmt.Printf("direct   p50 %8s  p99 %8s\n", dr.p50, dr.p99)
+	fmt.Printf("gateway  p50 %8s  p99 %8s  (added p50 %s)\n", gw.p50, gw.p99, gw.p50-dr.p50)
+
+	fmt.Printf("\n== memory per idle proxied WebSocket: %d sessions over %d gateway processes ==\n", conns, gateways)
+	return benchIdle(epURL, procs, conns)
+}
+
+func post(url string, body any) error {
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, msg)
+	}
+	return nil
+}
+
+func waitHTTP(url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s", url, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type endpointAnswer struct {
+	Endpoint string `json:"endpoint"`
+	Replica  string `json:"replica"`
+}
+
+var epClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+func getEndpoint(url string) (endpointAnswer, error) {
+	var ep endpointAnswer
+	resp, err := epClient.Get(url)
+	if err != nil {
+		return ep, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return ep, fmt.Errorf("get-endpoint: %d", resp.StatusCode)
+	}
+	return ep, json.NewDecoder(resp.Body).Decode(&ep)
+}
+
+func replicaAddress(url, replica string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Revisions []struct {
+			Replicas []struct{ ID, Address string }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", err
+	}
+	for _, r := range out.Revisions {
+		for _, rep := range r.Replicas {
+			if rep.ID == replica {
+				return rep.Address, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("replica %s not listed", replica)
+}
+
+type pct struct{ p50, p99 time.Duration }
+
+func percentiles(d []time.Duration) pct {
+	if len(d) == 0 {
+		return pct{}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return pct{d[len(d)*50/100], d[len(d)*99/100]}
+}
+
+func benchEndpoint(url string, workers int, dur time.Duration) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var fails atomic.Int64
+	end := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(end) {
+				t0 := time.Now()
+				if _, err := getEndpoint(url); err != nil {
+					fails.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	p := percentiles(lat)
+	fmt.Printf("requests %d  failures %d  rate %.0f/s  p50 %s  p99 %s\n", len(lat), fails.Load(),
+		float64(len(lat))/dur.Seconds(), p.p50, p.p99)
+}
+
+func rttBench(url string, n int) pct {
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		fmt.Println("dial", url, err)
+		return pct{}
+	}
+	defer c.Close()
+	msg := []byte(strings.Repeat("x", 32))
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			break
+		}
+		if _, _, err := c.ReadMessage(); err != nil {
+			break
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return percentiles(lat)
+}
+
+func rssKB(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
+}
+
+func threads(pid int) int {
+	ents, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	return len(ents)
+}
+
+// benchIdle opens conns sessions spread over the gateways, holds them idle and
+// reports the RSS growth of the gateway processes per session.
+func benchIdle(epURL string, procs []*proc, conns int) error {
+	before := make([]int, len(procs))
+	for i, p := range procs {
+		before[i] = rssKB(p.cmd.Process.Pid)
+	}
+	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 256, WriteBufferSize: 256}
+	held := make([]*websocket.Conn, 0, conns)
+	defer func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	t0 := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	sem := make(chan struct{}, 64)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ep, err := getEndpoint(epURL)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			// Spread the sessions over the gateway processes.
+			u := ep.Endpoint + "ws"
+			if gw := procs[i%len(procs)].addr; gw != "" {
+				u = "ws://" + gw + u[strings.Index(u[len("ws://"):], "/")+len("ws://"):]
+			}
+			c, _, err := dialer.DialContext(context.Background(), u, nil)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	fmt.Printf("opened %d sessions (%d failed) in %s\n", len(held), failed.Load(), time.Since(t0).Round(time.Millisecond))
+	time.Sleep(2 * time.Second) // let the gateways settle before reading RSS
+	total := 0
+	for i, p := range procs {
+		after := rssKB(p.cmd.Process.Pid)
+		fmt.Printf("gateway %d: RSS %d KB -> %d KB, threads %d\n", i, before[i], after, threads(p.cmd.Process.Pid))
+		total += after - before[i]
+	}
+	if len(held) > 0 {
+		fmt.Printf("RSS per idle proxied session: %.2f KB (all gateway processes, %d sessions)\n", float64(total)/float64(len(held)), len(held))
+	}
+	return nil
+}
+
+func killMarked(marker string) {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		env, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil || !bytes.Contains(env, []byte(marker)) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil && pid != os.Getpid() {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}

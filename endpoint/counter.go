@@ -1,0 +1,248 @@
+package endpoint
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ReplicaRef names one replica.
+type ReplicaRef struct{ Tenant, App, Revision, Replica string }
+
+func (r ReplicaRef) String() string { return routeKey(r.Tenant, r.App, r.Revision, r.Replica) }
+
+// Load is one instance's sessions on one replica.
+type Load struct {
+	Connections  int `json:"connections"`
+	Reservations int `json:"reservations"`
+}
+
+// Total is what counts against capacity and keeps a revision alive.
+func (l Load) Total() int { return l.Connections + l.Reservations }
+
+// Counter counts this instance's open sessions and reservations per replica and
+// publishes the non-zero ones to etcd on a short tick, under a lease owned by
+// this instance: if the instance dies, its counts expire with the lease. No
+// request writes etcd; only the aggregate does, at most once per tick.
+type Counter struct {
+	cli      *clientv3.Client
+	prefix   string // {prefix}/sessions/{instance}/
+	Instance string
+	ttl      int64
+	tick     time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu    sync.Mutex
+	conns map[ReplicaRef]int
+	// resv holds reservation expiry times per replica, oldest first.
+	resv map[ReplicaRef][]time.Time
+}
+
+// CounterConfig tunes a Counter.
+type CounterConfig struct {
+	Prefix   string
+	Instance string
+	// LeaseTTL is how long counts outlive a dead instance (seconds; default 10).
+	LeaseTTL int64
+	// Tick is the publish interval (default 250ms).
+	Tick   time.Duration
+	Logger *slog.Logger
+}
+
+// NewCounter returns a counter; Run publishes its counts.
+func NewCounter(cli *clientv3.Client, cfg CounterConfig) *Counter {
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 10
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Counter{cli: cli, prefix: path.Join(strings.TrimSuffix(cfg.Prefix, "/"), "sessions", cfg.Instance) + "/",
+		Instance: cfg.Instance, ttl: cfg.LeaseTTL, tick: cfg.Tick, log: cfg.Logger, now: time.Now,
+		conns: map[ReplicaRef]int{}, resv: map[ReplicaRef][]time.Time{}}
+}
+
+// Reserve holds a place on a replica for a client that was just given its
+// endpoint, until it connects or ttl passes.
+func (c *Counter) Reserve(r ReplicaRef, ttl time.Duration) {
+	c.mu.Lock()
+	c.resv[r] = append(c.resv[r], c.now().Add(ttl))
+	c.mu.Unlock()
+}
+
+// Connect counts a new session on a replica, consuming the oldest reservation
+// for it if there is one.
+func (c *Counter) Connect(r ReplicaRef) {
+	c.mu.Lock()
+	c.conns[r]++
+	c.expire(r)
+	if q := c.resv[r]; len(q) > 0 {
+		c.resv[r] = q[1:]
+		if len(q) == 1 {
+			delete(c.resv, r)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// Disconnect counts a session's end.
+func (c *Counter) Disconnect(r ReplicaRef) {
+	c.mu.Lock()
+	if c.conns[r]--; c.conns[r] <= 0 {
+		delete(c.conns, r)
+	}
+	c.mu.Unlock()
+}
+
+// expire drops a replica's expired reservations; called with mu held.
+func (c *Counter) expire(r ReplicaRef) {
+	q := c.resv[r]
+	now := c.now()
+	i := 0
+	for i < len(q) && !q[i].After(now) {
+		i++
+	}
+	switch {
+	case i == len(q):
+		delete(c.resv, r)
+	case i > 0:
+		c.resv[r] = q[i:]
+	}
+}
+
+// Local returns this instance's current load on a replica.
+func (c *Counter) Local(r ReplicaRef) Load {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire(r)
+	return Load{Connections: c.conns[r], Reservations: len(c.resv[r])}
+}
+
+// Snapshot returns every non-zero local load.
+func (c *Counter) Snapshot() map[ReplicaRef]Load {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[ReplicaRef]Load{}
+	for r, n := range c.conns {
+		out[r] = Load{Connections: n}
+	}
+	for r := range c.resv {
+		c.expire(r)
+	}
+	for r, q := range c.resv {
+		l := out[r]
+		l.Reservations = len(q)
+		out[r] = l
+	}
+	return out
+}
+
+// Connections returns the number of open sessions this instance holds.
+func (c *Counter) Connections() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.conns {
+		n += v
+	}
+	return n
+}
+
+// Run publishes counts until ctx ends. After a lost lease (etcd was away longer
+// than the TTL) it takes a fresh lease and republishes everything.
+func (c *Counter) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := c.publishUnderLease(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("session counts: lease lost; republishing under a new one", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+}
+
+func (c *Counter) publishUnderLease(ctx context.Context) error {
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	lease, err := c.cli.Grant(gctx, c.ttl)
+	cancel()
+	if err != nil {
+		return err
+	}
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	ka, err := c.cli.KeepAlive(kctx, lease.ID)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Best effort: a clean stop removes our counts at once instead of at TTL.
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = c.cli.Revoke(rctx, lease.ID)
+		rcancel()
+	}()
+	published := map[ReplicaRef]Load{}
+	ticker := time.NewTicker(c.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-ka:
+			if !ok {
+				return errLeaseLost
+			}
+		case <-ticker.C:
+			// Reservations expire without a call, so look each tick.
+			if err := c.publish(ctx, lease.ID, published); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+type leaseErr string
+
+func (e leaseErr) Error() string { return string(e) }
+
+const errLeaseLost = leaseErr("keep-alive channel closed")
+
+// publish writes the loads that changed since the last publish, in chunks of
+// one transaction each.
+func (c *Counter) publish(ctx context.Context, lease clientv3.LeaseID, published map[ReplicaRef]Load) error {
+	now := c.Snapshot()
+	var ops []clientv3.Op
+	for r, l := range now {
+		if published[r] != l {
+			b, _ := json.Marshal(l)
+			ops = append(ops, clientv3.OpPut(c.prefix+r.String(), string(b), clientv3.WithLease(lease)))
+		}
+	}
+	for r := range published {
+		if _, ok := now[r]; !ok {
+			ops = append(ops, clientv3.OpDelete(c.prefix+r.String()))
+		}
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 100)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.cli.Txn(pctx).Then(ops[:n]...).Commit()
+		cancel()
+		if err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	clear(published)
+	for r, l := range now {
+		published[r] = l
+	}
+	return nil
+}

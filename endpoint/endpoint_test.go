@@ -1,0 +1,324 @@
+package endpoint_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/endpoint"
+	"github.com/discovery-platform/discovery/endpoint/relay"
+	"github.com/discovery-platform/discovery/internal/etcdtest"
+)
+
+const prefix = "/t"
+
+// backend is a real replica stand-in: HTTP echo of the path and a WebSocket echo.
+func backend(t *testing.T) *httptest.Server {
+	up := websocket.Upgrader{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if string(msg) == "bye" {
+				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+				return
+			}
+			if err := c.WriteMessage(mt, msg); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path, "query": r.URL.RawQuery,
+			"prefix": r.Header.Get("X-Forwarded-Prefix")})
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// fixture is one app with one active revision and replicas in a real etcd,
+// the watch-fed tables over it, and a gateway on a real socket.
+type fixture struct {
+	t        *testing.T
+	cli      *clientv3.Client
+	store    *apps.Store
+	rev      apps.Revision
+	routes   *endpoint.Routes
+	counter  *endpoint.Counter
+	sessions *endpoint.Sessions
+	gw       *httptest.Server
+}
+
+func newFixture(t *testing.T, maxSessions int) *fixture {
+	e := etcdtest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := &fixture{t: t, cli: e.Client, store: apps.NewStore(e.Client, prefix)}
+	svc := &apps.Service{Store: f.store}
+	_, err := svc.CreateApp(ctx, "default", apps.AppSpec{Name: "arena", MaxSessions: &maxSessions})
+	require.NoError(t, err)
+	rev, err := svc.Deploy(ctx, "default", "arena", apps.RevisionSpec{Image: "x"})
+	require.NoError(t, err)
+	out, err := f.store.Transition(ctx, apps.Change{Rev: rev, To: apps.Starting, Reason: "t"})
+	require.NoError(t, err)
+	out, err = f.store.Transition(ctx, apps.Change{Rev: out[0], To: apps.Active, Reason: "t"})
+	require.NoError(t, err)
+	f.rev = out[0]
+
+	f.routes = endpoint.NewRoutes(e.Client, prefix, nil)
+	f.counter = endpoint.NewCounter(e.Client, endpoint.CounterConfig{Prefix: prefix, Instance: "gw1", Tick: 20 * time.Millisecond, LeaseTTL: 2})
+	f.sessions = endpoint.NewSessions(e.Client, prefix, f.counter, nil)
+	done := make(chan struct{}, 3)
+	for _, run := range []func(context.Context){f.routes.Run, f.counter.Run, f.sessions.Run} {
+		go func() { run(ctx); done <- struct{}{} }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for i := 0; i < 3; i++ {
+			<-done
+		}
+	})
+	rl, err := relay.New(relay.Config{HalfCloseTimeout: 2 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rl.Close() })
+	f.gw = httptest.NewServer(endpoint.NewGateway(f.routes, f.counter, rl, nil))
+	t.Cleanup(f.gw.Close)
+	return f
+}
+
+func (f *fixture) addReplica(id, addr string, state apps.ReplicaState) apps.Replica {
+	r, err := f.store.PutReplica(context.Background(), apps.Replica{ID: id, Tenant: "default", App: "arena", Revision: f.rev.ID, State: state, Address: addr}, nil)
+	require.NoError(f.t, err)
+	require.Eventually(f.t, func() bool {
+		rt, ok, _ := f.routes.Lookup("default", "arena", f.rev.ID, id)
+		return ok && rt.State == state && rt.Stopping == r.Stop
+	}, 10*time.Second, 10*time.Millisecond)
+	return r
+}
+
+func (f *fixture) url(replica, rest string) string {
+	return f.gw.URL + "/s/default/arena/" + f.rev.ID + "/" + replica + rest
+}
+
+func (f *fixture) ref(replica string) endpoint.ReplicaRef {
+	return endpoint.ReplicaRef{Tenant: "default", App: "arena", Revision: f.rev.ID, Replica: replica}
+}
+
+func getJSON(t *testing.T, url string) (int, map[string]any) {
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+func TestGatewayProxiesHTTPWithPrefixStripped(t *testing.T) {
+	f := newFixture(t, 0)
+	be := backend(t)
+	f.addReplica("aaaaaa", be.Listener.Addr().String(), apps.ReplicaReady)
+
+	code, body := getJSON(t, f.url("aaaaaa", "/state?x=1"))
+	require.Equal(t, 200, code)
+	assert.Equal(t, "/state", body["path"])
+	assert.Equal(t, "x=1", body["query"])
+	assert.Equal(t, "/s/default/arena/"+f.rev.ID+"/aaaaaa", body["prefix"])
+
+	code, body = getJSON(t, f.url("aaaaaa", ""))
+	require.Equal(t, 200, code, "redirected to the trailing slash")
+	assert.Equal(t, "/", body["path"])
+}
+
+func TestGatewayAnswers404And410NeverAnotherReplica(t *testing.T) {
+	f := newFixture(t, 0)
+	be := backend(t)
+	rec := f.addReplica("aaaaaa", be.Listener.Addr().String(), apps.ReplicaReady)
+
+	code, body := getJSON(t, f.gw.URL+"/s/default/nope/"+f.rev.ID+"/aaaaaa/")
+	assert.Equal(t, 404, code)
+	assert.Equal(t, "not_found", body["error"].(map[string]any)["code"])
+	code, _ = getJSON(t, f.gw.URL+"/elsewhere")
+	assert.Equal(t, 404, code)
+
+	code, body = getJSON(t, f.url("bbbbbb", "/"))
+	assert.Equal(t, 410, code, "a known app without that replica: gone")
+	assert.Equal(t, "gone", body["error"].(map[string]any)["code"])
+	assert.Equal(t, "/api/v1/tenants/default/apps/arena/endpoint", body["get_endpoint"])
+
+	rec.Stop = true
+	_, err := f.store.PutReplica(context.Background(), rec, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { rt, _, _ := f.routes.Lookup("default", "arena", f.rev.ID, "aaaaaa"); return rt.Stopping }, 5*time.Second, 10*time.Millisecond)
+	code, _ = getJSON(t, f.url("aaaaaa", "/"))
+	assert.Equal(t, 410, code, "a replica being stopped takes no new traffic")
+}
+
+func TestGatewayWebSocketSessionsAreCounted(t *testing.T) {
+	f := newFixture(t, 0)
+	be := backend(t)
+	f.addReplica("aaaaaa", be.Listener.Addr().String(), apps.ReplicaReady)
+	ws := "ws" + strings.TrimPrefix(f.url("aaaaaa", "/ws"), "http")
+	ref := f.ref("aaaaaa")
+
+	f.counter.Reserve(ref, time.Minute)
+	assert.Equal(t, endpoint.Load{Reservations: 1}, f.counter.Local(ref))
+
+	a, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	require.NoError(t, err)
+	b, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	require.NoError(t, err)
+	assert.Equal(t, endpoint.Load{Connections: 2}, f.counter.Local(ref), "the connect consumed the reservation")
+	for i := 0; i < 50; i++ {
+		msg := fmt.Sprintf("hello %d", i)
+		require.NoError(t, a.WriteMessage(websocket.TextMessage, []byte(msg)))
+		_, got, err := a.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, msg, string(got))
+	}
+	// Counts reach etcd under the gateway's lease and the session table.
+	require.Eventually(t, func() bool {
+		return f.sessions.Revision("default", "arena", f.rev.ID).Count == 2
+	}, 5*time.Second, 10*time.Millisecond)
+
+	// Client closes.
+	require.NoError(t, a.Close())
+	require.Eventually(t, func() bool { return f.counter.Local(ref).Connections == 1 }, 5*time.Second, 10*time.Millisecond)
+	// Backend closes: the client sees the close frame.
+	require.NoError(t, b.WriteMessage(websocket.TextMessage, []byte("bye")))
+	_, _, err = b.ReadMessage()
+	assert.True(t, websocket.IsCloseError(err, websocket.CloseNormalClosure), "%v", err)
+	require.NoError(t, b.Close())
+	require.Eventually(t, func() bool { return f.counter.Local(ref).Connections == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		s := f.sessions.Revision("default", "arena", f.rev.ID)
+		return s.Known && s.Count == 0 && !s.EmptySince.IsZero()
+	}, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestGatewayPassesRefusedUpgradeThrough(t *testing.T) {
+	f := newFixture(t, 0)
+	be := backend(t)
+	f.addReplica("aaaaaa", be.Listener.Addr().String(), apps.ReplicaReady)
+	// "/" is not a WebSocket handler: the app answers 200, passed on as is.
+	_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.url("aaaaaa", "/"), "http"), nil)
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, endpoint.Load{}, f.counter.Local(f.ref("aaaaaa")))
+
+	// A replica that does not answer: 502, nothing counted.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := l.Addr().String()
+	require.NoError(t, l.Close())
+	f.addReplica("cccccc", dead, apps.ReplicaReady)
+	code, body := getJSON(t, f.url("cccccc", "/"))
+	assert.Equal(t, 502, code)
+	assert.Equal(t, "bad_gateway", body["error"].(map[string]any)["code"])
+}
+
+func TestAllocatorIsCapacityAwareAndReserves(t *testing.T) {
+	f := newFixture(t, 2)
+	be := backend(t)
+	f.addReplica("aaaaaa", be.Listener.Addr().String(), apps.ReplicaReady)
+	f.addReplica("bbbbbb", be.Listener.Addr().String(), apps.ReplicaReady)
+	f.addReplica("cccccc", be.Listener.Addr().String(), apps.ReplicaStarting)
+	require.Eventually(t, func() bool { return f.sessions.Replica("default", "arena", f.rev.ID, "x").Known }, 5*time.Second, 10*time.Millisecond)
+	alloc, err := endpoint.NewAllocator(f.routes, f.sessions, f.counter, "http://gw.example:4001", 30*time.Second)
+	require.NoError(t, err)
+
+	seen := map[string]int{}
+	for i := 0; i < 4; i++ {
+		ep, err := alloc.Get("default", "arena")
+		require.NoError(t, err)
+		assert.Equal(t, f.rev.ID, ep.Revision)
+		assert.Equal(t, 30, ep.ExpiresIn)
+		assert.Equal(t, "ws://gw.example:4001/s/default/arena/"+f.rev.ID+"/"+ep.Replica+"/", ep.Endpoint)
+		seen[ep.Replica]++
+	}
+	assert.Equal(t, map[string]int{"aaaaaa": 2, "bbbbbb": 2}, seen, "spread over ready replicas, never the starting one")
+	_, err = alloc.Get("default", "arena")
+	assert.ErrorIs(t, err, endpoint.ErrNoCapacity, "every ready replica holds max_sessions")
+	_, err = alloc.Get("default", "ghost")
+	assert.ErrorIs(t, err, apps.ErrNotFound)
+
+	_, err = endpoint.NewAllocator(f.routes, f.sessions, f.counter, "gw:4001", 0)
+	assert.Error(t, err)
+}
+
+func TestCountsVanishWithADeadGatewaysLease(t *testing.T) {
+	f := newFixture(t, 0)
+	e2, err := clientv3.New(clientv3.Config{Endpoints: f.cli.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	other := endpoint.NewCounter(e2, endpoint.CounterConfig{Prefix: prefix, Instance: "gw2", Tick: 20 * time.Millisecond, LeaseTTL: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go other.Run(ctx)
+	ref := f.ref("aaaaaa")
+	other.Connect(ref)
+	other.Connect(ref)
+	require.Eventually(t, func() bool { return f.sessions.Load(ref) == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	// The other gateway dies without a word: its client connection is gone, so
+	// nothing revokes its lease; the counts expire with it.
+	require.NoError(t, e2.Close())
+	require.Eventually(t, func() bool { return f.sessions.Load(ref) == 0 }, 10*time.Second, 50*time.Millisecond)
+}
+
+func TestHoldsKeepARevisionBusy(t *testing.T) {
+	f := newFixture(t, 0)
+	holds := endpoint.NewHolds(f.cli, prefix)
+	ctx := context.Background()
+	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Known }, 5*time.Second, 10*time.Millisecond)
+
+	_, err := holds.Create(ctx, endpoint.Hold{Tenant: "default", App: "arena", Revision: f.rev.ID, TTL: apps.Duration(time.Millisecond)})
+	assert.ErrorIs(t, err, apps.ErrInvalid)
+
+	h, err := holds.Create(ctx, endpoint.Hold{Tenant: "default", App: "arena", Revision: f.rev.ID, Replica: "aaaaaa", TTL: apps.Duration(2 * time.Second)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return f.sessions.Revision("default", "arena", f.rev.ID).Count == 1 && f.sessions.Load(f.ref("aaaaaa")) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	_, err = holds.KeepAlive(ctx, h.ID)
+	require.NoError(t, err)
+	wrong := h.ID[:len(h.ID)-1] + "0"
+	if strings.HasSuffix(h.ID, "0") {
+		wrong = h.ID[:len(h.ID)-1] + "1"
+	}
+	_, err = holds.KeepAlive(ctx, wrong)
+	assert.ErrorIs(t, err, apps.ErrNotFound, "a wrong secret finds nothing")
+	require.NoError(t, holds.Release(ctx, h.ID))
+	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Count == 0 }, 5*time.Second, 10*time.Millisecond)
+	_, err = holds.KeepAlive(ctx, h.ID)
+	assert.ErrorIs(t, err, apps.ErrNotFound)
+
+	// A hold nobody keeps alive expires on its own.
+	_, err = holds.Create(ctx, endpoint.Hold{Tenant: "default", App: "arena", Revision: f.rev.ID, TTL: apps.Duration(time.Second)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Count == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Count == 0 }, 10*time.Second, 50*time.Millisecond)
+}

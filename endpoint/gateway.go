@@ -1,0 +1,276 @@
+package endpoint
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// RouteLookup is the read-only route table the gateway needs.
+type RouteLookup interface {
+	Lookup(tenant, app, rev, replica string) (rt Route, ok, known bool)
+}
+
+// Splicer moves bytes between an upgraded client connection and its replica
+// until either ends (endpoint/relay implements it with event loops that hold no
+// goroutine and no buffer per idle session).
+type Splicer interface {
+	Splice(a, b net.Conn, aPending, bPending []byte, onClose func()) error
+}
+
+// PathPrefix starts every endpoint URL's path: /s/{tenant}/{app}/{rev}/{replica}/.
+const PathPrefix = "/s/"
+
+// Gateway proxies endpoint URLs to the replica they pin, with the prefix
+// stripped. WebSocket (and any Upgrade) sessions are handed to the Splicer and
+// counted per replica while open; plain HTTP goes through httputil.ReverseProxy.
+// It never sends a request to any replica but the pinned one: a replica that is
+// gone answers 410, an unknown app 404.
+type Gateway struct {
+	routes  RouteLookup
+	counter *Counter
+	relay   Splicer
+	proxy   *httputil.ReverseProxy
+	dialer  net.Dialer
+	log     *slog.Logger
+	// APIBase is prefixed to the get-endpoint hint in 410 answers ("" = path only).
+	APIBase string
+}
+
+type routeCtxKey struct{}
+
+// NewGateway returns a gateway over a route table, counting sessions in
+// counter and relaying upgraded sessions with relay.
+func NewGateway(routes RouteLookup, counter *Counter, relay Splicer, log *slog.Logger) *Gateway {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{routes: routes, counter: counter, relay: relay, log: log,
+		dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}}
+	transport := &http.Transport{
+		DialContext:           g.dialer.DialContext,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ForceAttemptHTTP2:     false,
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			p := pr.In.Context().Value(routeCtxKey{}).(pinned)
+			pr.SetURL(&url.URL{Scheme: "http", Host: p.route.Address})
+			pr.Out.URL.Path, pr.Out.URL.RawPath = p.rest, ""
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+			pr.Out.Header.Set("X-Forwarded-Prefix", p.prefix)
+		},
+		Transport:     transport,
+		FlushInterval: -1, // stream: server-sent events and long polls must not wait on a buffer
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			status := statusFor(err)
+			if status == 0 {
+				return // the client went away; nobody to answer
+			}
+			writeError(w, status, "bad_gateway", "the replica did not answer: "+err.Error(), nil)
+		},
+	}
+	return g
+}
+
+// statusFor maps a proxying error to the status the client gets (traefik's
+// ComputeStatusCode); 0 means the client itself cancelled.
+func statusFor(err error) int {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return 0
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+type pinned struct {
+	route  Route
+	rest   string // path after the prefix, starting with "/"
+	prefix string // the stripped prefix
+}
+
+// parsePath splits /s/{tenant}/{app}/{rev}/{replica}/rest.
+func parsePath(p string) (t, a, rev, rep, rest string, ok bool) {
+	s, found := strings.CutPrefix(p, PathPrefix)
+	if !found {
+		return
+	}
+	parts := strings.SplitN(s, "/", 5)
+	if len(parts) < 4 {
+		return
+	}
+	for _, x := range parts[:4] {
+		if x == "" {
+			return
+		}
+	}
+	rest = "/"
+	if len(parts) == 5 {
+		rest += parts[4]
+	}
+	return parts[0], parts[1], parts[2], parts[3], rest, true
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t, a, rev, rep, rest, ok := parsePath(r.URL.Path)
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "no route: endpoint URLs look like /s/{tenant}/{app}/{revision}/{replica}/", nil)
+		return
+	}
+	route, found, known := g.routes.Lookup(t, a, rev, rep)
+	if !found || !route.Routable() {
+		if !known {
+			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no app %s/%s", t, a), nil)
+			return
+		}
+		hint := g.APIBase + fmt.Sprintf("/api/v1/tenants/%s/apps/%s/endpoint", t, a)
+		writeError(w, http.StatusGone, "gone", fmt.Sprintf("replica %s of %s/%s revision %s is gone; call get-endpoint again for a new endpoint", rep, t, a, rev),
+			map[string]string{"get_endpoint": hint})
+		return
+	}
+	prefix := PathPrefix + strings.Join([]string{t, a, rev, rep}, "/")
+	if !strings.HasPrefix(r.URL.Path, prefix+"/") {
+		// Without the trailing slash a page's relative links would miss the prefix.
+		u := *r.URL
+		u.Path = prefix + "/"
+		http.Redirect(w, r, u.String(), http.StatusPermanentRedirect)
+		return
+	}
+	p := pinned{route: route, rest: rest, prefix: prefix}
+	if isUpgrade(r) {
+		g.upgrade(w, r, p)
+		return
+	}
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, p)))
+}
+
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upgrade does the handshake by hand (dial, write the request, read the
+// answer), passes a 101 through, then hands both connections to the relay: no
+// goroutine of ours stays with the session.
+func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	upstream, err := g.dialer.DialContext(ctx, "tcp", p.route.Address)
+	if err != nil {
+		writeError(w, statusFor(err), "bad_gateway", "the replica did not answer: "+err.Error(), nil)
+		return
+	}
+	out := r.Clone(ctx)
+	out.URL = &url.URL{Path: p.rest, RawQuery: r.URL.RawQuery}
+	out.RequestURI = ""
+	out.Header.Set("X-Forwarded-Prefix", p.prefix)
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		out.Header.Set("X-Forwarded-For", host)
+	}
+	_ = upstream.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := out.Write(upstream); err != nil {
+		upstream.Close()
+		writeError(w, http.StatusBadGateway, "bad_gateway", "the replica did not take the request: "+err.Error(), nil)
+		return
+	}
+	br := bufio.NewReader(upstream)
+	resp, err := http.ReadResponse(br, out)
+	if err != nil {
+		upstream.Close()
+		writeError(w, statusFor(err), "bad_gateway", "the replica did not answer the upgrade: "+err.Error(), nil)
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// The app refused the upgrade: pass its answer on as it is.
+		defer upstream.Close()
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = bufio.NewReader(resp.Body).WriteTo(w)
+		return
+	}
+	_ = upstream.SetDeadline(time.Time{})
+	client, cbuf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		upstream.Close()
+		writeError(w, http.StatusInternalServerError, "internal", "cannot take over the connection", nil)
+		return
+	}
+	_ = client.SetDeadline(time.Time{})
+	if err := write101(client, resp); err != nil {
+		client.Close()
+		upstream.Close()
+		return
+	}
+	clientPending := buffered(cbuf.Reader)
+	upstreamPending := buffered(br)
+	ref := ReplicaRef{Tenant: p.route.Tenant, App: p.route.App, Revision: p.route.Revision, Replica: p.route.Replica}
+	g.counter.Connect(ref)
+	if err := g.relay.Splice(client, upstream, clientPending, upstreamPending, func() { g.counter.Disconnect(ref) }); err != nil {
+		g.counter.Disconnect(ref)
+		client.Close()
+		upstream.Close()
+	}
+}
+
+// write101 passes the replica's 101 answer on verbatim: status line and
+// headers, no body.
+func write101(c net.Conn, resp *http.Response) error {
+	bw := bufio.NewWriterSize(c, 512)
+	fmt.Fprintf(bw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols))
+	if err := resp.Header.Write(bw); err != nil {
+		return err
+	}
+	bw.WriteString("\r\n")
+	return bw.Flush()
+}
+
+func buffered(br *bufio.Reader) []byte {
+	n := br.Buffered()
+	if n == 0 {
+		return nil
+	}
+	b, _ := br.Peek(n)
+	return append([]byte(nil), b...)
+}
+
+// writeError answers with the platform's JSON error body, plus extra fields.
+func writeError(w http.ResponseWriter, status int, code, msg string, extra map[string]string) {
+	body := map[string]any{"error": map[string]string{"code": code, "message": msg}}
+	for k, v := range extra {
+		body[k] = v
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,247 @@
+// Package relay moves bytes both ways between the two TCP connections of a
+// proxied session (client side, replica side) until the session ends.
+//
+// Connections that are plain sockets (*net.TCPConn, *net.UnixConn, anything
+// exposing syscall.Conn whose fd is a stream socket) are served by a few
+// event-loop goroutines, each blocking in epoll_wait on its own epoll instance.
+// An idle pair then costs one small struct: no goroutine, no buffer. A pooled
+// buffer is borrowed only while bytes are being moved, and kept only while the
+// destination cannot take them (at most one buffer per direction).
+//
+// Other connections (e.g. *tls.Conn) fall back to two goroutines copying with
+// pooled buffers, with the same half-close and onClose contract.
+//
+// After a successful Splice the relay owns both connections: the caller must
+// not read, write, set deadlines on or close them. Bytes that a wrapper (such
+// as a bufio.Reader used during the handshake) has already read must be handed
+// over as aPending/bPending, because raw sockets are read at the fd level.
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config tunes a Relay; zero values take defaults.
+type Config struct {
+	Loops      int // event-loop goroutines, default runtime.GOMAXPROCS(0)
+	BufferSize int // bytes moved per read, from a sync.Pool, default 16 KiB
+	// HalfCloseTimeout bounds how long a pair stays open once one direction
+	// has ended (like HAProxy's client-fin/server-fin timeouts): a peer that
+	// never closes its side cannot hold a session forever. 0 waits forever.
+	HalfCloseTimeout time.Duration
+}
+
+const defaultBufferSize = 16 << 10
+
+// ErrClosed is returned by Splice after Close.
+var ErrClosed = errors.New("relay: closed")
+
+// Relay relays bytes between connection pairs. Its methods are safe for
+// concurrent use.
+type Relay struct {
+	bufSize  int
+	halfOpen time.Duration
+	pool     sync.Pool    // *[]byte of len bufSize
+	bufsOut  atomic.Int64 // buffers currently borrowed from pool (for tests)
+	pairs    atomic.Int64 // pairs currently relayed (Len)
+
+	mu       sync.Mutex
+	closed   bool
+	loops    []*loop
+	next     int                  // round-robin cursor, guarded by mu
+	fallback map[*fbPair]struct{} // goroutine-copied pairs, guarded by mu
+
+	loopWG sync.WaitGroup // event-loop goroutines
+	fbWG   sync.WaitGroup // fallback pairs not yet finished
+}
+
+// New starts a Relay with cfg.Loops event loops.
+func New(cfg Config) (*Relay, error) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.BufferSize <= 0 {
+		cfg.BufferSize = defaultBufferSize
+	}
+	r := &Relay{
+		bufSize:  cfg.BufferSize,
+		halfOpen: cfg.HalfCloseTimeout,
+		fallback: make(map[*fbPair]struct{}),
+	}
+	r.pool.New = func() any {
+		b := make([]byte, r.bufSize)
+		return &b
+	}
+	if err := r.startLoops(cfg.Loops); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Splice hands a connected pair to the relay and returns at once. aPending/bPending are bytes already read
+// from a / b before the hand-off (e.g. left in a bufio.Reader during the handshake); they are written to the
+// other side first. onClose (may be nil) is called exactly once, from any goroutine, after both conns are closed.
+//
+// onClose must not block for long and must not call Close: for socket pairs it
+// runs on an event-loop goroutine. If Splice returns an error the relay has
+// taken nothing: the conns are left open and onClose is never called.
+func (r *Relay) Splice(a, b net.Conn, aPending, bPending []byte, onClose func()) error {
+	if a == nil || b == nil {
+		return errors.New("relay: nil conn")
+	}
+	aPending = clonePending(aPending)
+	bPending = clonePending(bPending)
+	handled, err := r.spliceRaw(a, b, aPending, bPending, onClose)
+	if handled || err != nil {
+		return err
+	}
+	return r.spliceFallback(a, b, aPending, bPending, onClose)
+}
+
+// Len returns the number of pairs currently relayed.
+func (r *Relay) Len() int { return int(r.pairs.Load()) }
+
+// Close closes every pair (each onClose runs before Close returns) and stops
+// the loops. Splice after Close returns ErrClosed. Close is idempotent.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.loopWG.Wait()
+		r.fbWG.Wait()
+		return nil
+	}
+	r.closed = true
+	fbs := make([]*fbPair, 0, len(r.fallback))
+	for fp := range r.fallback {
+		fbs = append(fbs, fp)
+	}
+	loops := r.loops
+	r.mu.Unlock()
+
+	for _, fp := range fbs {
+		fp.closeBoth()
+	}
+	for _, l := range loops {
+		l.stop()
+	}
+	r.loopWG.Wait()
+	r.fbWG.Wait()
+	return nil
+}
+
+func (r *Relay) getBuf() *[]byte {
+	r.bufsOut.Add(1)
+	return r.pool.Get().(*[]byte)
+}
+
+func (r *Relay) putBuf(b *[]byte) {
+	r.bufsOut.Add(-1)
+	r.pool.Put(b)
+}
+
+func clonePending(p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	return append([]byte(nil), p...)
+}
+
+// ---- fallback: two goroutines per pair ----
+
+type fbPair struct {
+	r       *Relay
+	a, b    net.Conn
+	onClose func()
+	once    sync.Once
+	left    atomic.Int32 // directions still running
+}
+
+func (r *Relay) spliceFallback(a, b net.Conn, aPending, bPending []byte, onClose func()) error {
+	fp := &fbPair{r: r, a: a, b: b, onClose: onClose}
+	fp.left.Store(2)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.fallback[fp] = struct{}{}
+	r.pairs.Add(1)
+	r.fbWG.Add(1)
+	r.mu.Unlock()
+	go fp.pipe(a, b, aPending)
+	go fp.pipe(b, a, bPending)
+	return nil
+}
+
+// pipe copies src to dst (pending first). On EOF it half-closes dst if dst
+// supports CloseWrite; on error, or if it cannot, it closes both conns.
+func (fp *fbPair) pipe(src, dst net.Conn, pending []byte) {
+	var err error
+	if len(pending) > 0 {
+		_, err = dst.Write(pending)
+	}
+	if err == nil {
+		bp := fp.r.getBuf()
+		// Hide ReaderFrom/WriterTo so the pooled buffer is really used
+		// (TCPConn.ReadFrom would splice or allocate its own 32 KiB).
+		_, err = io.CopyBuffer(writerOnly{dst}, readerOnly{src}, *bp)
+		fp.r.putBuf(bp)
+	}
+	if err != nil || !closeWrite(dst) {
+		fp.closeBoth()
+	} else if d := fp.r.halfOpen; d > 0 && fp.left.Load() == 2 {
+		// The other direction may never end: bound the half-open time.
+		// closeBoth is idempotent, so a timer outliving the pair is harmless.
+		time.AfterFunc(d, fp.closeBoth)
+	}
+	if fp.left.Add(-1) == 0 {
+		fp.finish()
+	}
+}
+
+func (fp *fbPair) closeBoth() {
+	fp.once.Do(func() {
+		_ = fp.a.Close()
+		_ = fp.b.Close()
+	})
+}
+
+func (fp *fbPair) finish() {
+	fp.closeBoth()
+	r := fp.r
+	r.mu.Lock()
+	delete(r.fallback, fp)
+	r.mu.Unlock()
+	r.pairs.Add(-1)
+	if fp.onClose != nil {
+		fp.onClose()
+	}
+	r.fbWG.Done()
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+// closeWrite half-closes c; for a *tls.Conn that is close_notify followed by a
+// FIN on the underlying conn. It reports whether c supported it.
+func closeWrite(c net.Conn) bool {
+	cw, ok := c.(closeWriter)
+	if !ok || cw.CloseWrite() != nil {
+		return false
+	}
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		if inner, ok := nc.NetConn().(closeWriter); ok {
+			_ = inner.CloseWrite()
+		}
+	}
+	return true
+}
+
+type readerOnly struct{ io.Reader }
+type writerOnly struct{ io.Writer }

@@ -1,0 +1,195 @@
+package relay
+
+import (
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// inUse is heap-in-use + stack-in-use after a full collection (two, so that
+// sync.Pool's victim cache is dropped too).
+func inUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
+
+func benchPairs(b *testing.B) int {
+	n := 2000
+	if v := os.Getenv("RELAY_BENCH_PAIRS"); v != "" {
+		var err error
+		n, err = strconv.Atoi(v)
+		require.NoError(b, err)
+	}
+	// 4 fds per pair in this process (client, a, b, server); ulimit -n is 20000.
+	require.True(b, n > 0 && n <= 4000, "RELAY_BENCH_PAIRS must be in 1..4000")
+	return n
+}
+
+// BenchmarkIdlePairMemory measures what the relay itself holds per idle pair:
+// the baseline is the same N conn quadruples (client, a, b, server) held open
+// without the relay; then every pair is spliced, exchanges one message each way
+// and goes idle. "goroutines" forces the fallback (two goroutines copying with
+// pooled buffers) on the same sockets for comparison.
+func BenchmarkIdlePairMemory(b *testing.B) {
+	for _, mode := range []string{"epoll", "goroutines"} {
+		b.Run(mode, func(b *testing.B) {
+			n := benchPairs(b)
+			l := newListener(b)
+			before := inUse()
+			ss := make([]*session, n)
+			for i := range ss {
+				ss[i] = newSession(b, l)
+			}
+			baseMem := inUse()
+			baseG := runtime.NumGoroutine()
+
+			r, err := New(Config{})
+			require.NoError(b, err)
+			msg, got := []byte("0123456789abcdef0123456789abcdef"), make([]byte, 32)
+			for _, s := range ss {
+				if mode == "epoll" {
+					require.NoError(b, r.Splice(s.a, s.b, nil, nil, nil))
+				} else {
+					require.NoError(b, r.Splice(opaque{s.a}, opaque{s.b}, nil, nil, nil))
+				}
+				// One round trip: the pair is live, then idle.
+				for _, dir := range [][2]net.Conn{{s.client, s.server}, {s.server, s.client}} {
+					_, err := dir[0].Write(msg)
+					require.NoError(b, err)
+					_, err = io.ReadFull(dir[1], got)
+					require.NoError(b, err)
+				}
+			}
+			relayMem := inUse()
+			relayG := runtime.NumGoroutine()
+			require.Equal(b, n, r.Len())
+
+			for range b.N { // the measurement is one-shot; ns/op is setup time
+			}
+			b.ReportMetric(float64(int64(relayMem)-int64(baseMem))/float64(n), "B/pair")
+			b.ReportMetric(float64(relayG-baseG)/float64(n), "goroutines/pair")
+			b.ReportMetric(float64(int64(baseMem)-int64(before))/float64(n), "conns-B/pair")
+			b.ReportMetric(float64(n), "pairs")
+
+			b.StopTimer()
+			require.NoError(b, r.Close())
+			require.Zero(b, r.Len())
+		})
+	}
+}
+
+// BenchmarkEchoRoundTrip: one pair, a 32-byte message client -> server and
+// its echo back. "direct" is the same without the relay.
+func BenchmarkEchoRoundTrip(b *testing.B) {
+	for _, mode := range []string{"relay", "direct"} {
+		b.Run(mode, func(b *testing.B) {
+			l := newListener(b)
+			var client, server net.Conn
+			if mode == "direct" {
+				client, server = l.pair(b)
+				b.Cleanup(func() { client.Close(); server.Close() })
+			} else {
+				r := newRelay(b, Config{})
+				s := spliced(b, r, l)
+				client, server = s.client, s.server
+			}
+			go func() { // echo
+				buf := make([]byte, 32)
+				for {
+					if _, err := io.ReadFull(server, buf); err != nil {
+						return
+					}
+					if _, err := server.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+			client.SetDeadline(time.Now().Add(5 * time.Minute))
+			msg, got := make([]byte, 32), make([]byte, 32)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := client.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(client, got); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			client.Close()
+		})
+	}
+}
+
+// BenchmarkBulk moves 8 MiB one way per op through one pair.
+func BenchmarkBulk(b *testing.B) {
+	const size = 8 << 20
+	r := newRelay(b, Config{})
+	s := spliced(b, r, newListener(b))
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 256<<10)
+		_, err := io.CopyBuffer(io.Discard, io.LimitReader(s.server, int64(size)*int64(b.N)), buf)
+		done <- err
+	}()
+	chunk := make([]byte, 256<<10)
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		for off := 0; off < size; off += len(chunk) {
+			if _, err := s.client.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	require.NoError(b, <-done)
+}
+
+// BenchmarkEchoParallel: 256 pairs, each with its own echo server goroutine,
+// driven concurrently (32-byte messages); ns/op is per round trip overall.
+func BenchmarkEchoParallel(b *testing.B) {
+	const pairs = 256
+	r := newRelay(b, Config{})
+	l := newListener(b)
+	free := make(chan *session, pairs)
+	for range pairs {
+		s := spliced(b, r, l)
+		go func() {
+			buf := make([]byte, 32)
+			for {
+				if _, err := io.ReadFull(s.server, buf); err != nil {
+					return
+				}
+				if _, err := s.server.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		free <- s
+	}
+	b.SetParallelism(pairs / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		s := <-free
+		msg, got := make([]byte, 32), make([]byte, 32)
+		for pb.Next() {
+			if _, err := s.client.Write(msg); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := io.ReadFull(s.client, got); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

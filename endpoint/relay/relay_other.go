@@ -1,0 +1,16 @@
+//go:build !linux
+
+package relay
+
+import "net"
+
+// Without epoll every pair takes the goroutine fallback.
+type loop struct{}
+
+func (l *loop) stop() {}
+
+func (r *Relay) startLoops(int) error { return nil }
+
+func (r *Relay) spliceRaw(a, b net.Conn, aPending, bPending []byte, onClose func()) (bool, error) {
+	return false, nil
+}

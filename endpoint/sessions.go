@@ -1,0 +1,185 @@
+package endpoint
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discovery-platform/discovery/apps"
+)
+
+// Sessions sums what every instance reports (connections and reservations,
+// under each instance's lease) and the app-held leases, per replica and per
+// revision. For this instance it uses the live local counter rather than its
+// published copy, so a session that opened a moment ago already counts. It is
+// the deployer.SessionCounter of the platform.
+type Sessions struct {
+	local   *Counter
+	mirrors []*mirror
+	started time.Time
+
+	mu       sync.Mutex
+	loaded   map[string]bool
+	others   map[ReplicaRef]int // every other instance's totals
+	holdsRep map[ReplicaRef]int // app-held leases naming a replica
+	holdsRev map[string]int     // app-held leases per revision key
+	lastBusy map[string]time.Time
+}
+
+// NewSessions returns a session table; local may be nil (an instance without a
+// gateway or get-endpoint).
+func NewSessions(cli *clientv3.Client, prefix string, local *Counter, log *slog.Logger) *Sessions {
+	prefix = strings.TrimSuffix(prefix, "/")
+	s := &Sessions{local: local, started: time.Now(), loaded: map[string]bool{},
+		others: map[ReplicaRef]int{}, holdsRep: map[ReplicaRef]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{}}
+	sp, hp := path.Join(prefix, "sessions")+"/", path.Join(prefix, "holds")+"/"
+	s.mirrors = []*mirror{
+		{cli: cli, prefix: sp, log: log, onChange: func(kvs map[string][]byte) { s.updateSessions(sp, kvs) }},
+		{cli: cli, prefix: hp, log: log, onChange: func(kvs map[string][]byte) { s.updateHolds(hp, kvs) }},
+	}
+	return s
+}
+
+// Run keeps the table current until ctx ends.
+func (s *Sessions) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, m := range s.mirrors {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.run(ctx) }()
+	}
+	wg.Wait()
+}
+
+func revKey(t, a, rev string) string { return t + "/" + a + "/" + rev }
+
+func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
+	others := map[ReplicaRef]int{}
+	busy := map[string]bool{}
+	for k, v := range kvs {
+		parts := strings.Split(strings.TrimPrefix(k, prefix), "/")
+		if len(parts) != 5 {
+			continue
+		}
+		var l Load
+		if json.Unmarshal(v, &l) != nil || l.Total() == 0 {
+			continue
+		}
+		r := ReplicaRef{Tenant: parts[1], App: parts[2], Revision: parts[3], Replica: parts[4]}
+		busy[r.String()], busy[revKey(r.Tenant, r.App, r.Revision)] = true, true
+		if s.local != nil && parts[0] == s.local.Instance {
+			continue // our own published copy: the live counter is fresher
+		}
+		others[r] += l.Total()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.others = others
+	s.markBusy(busy)
+	s.loaded["sessions"] = true
+}
+
+type hold struct {
+	Replica string `json:"replica,omitempty"`
+}
+
+func (s *Sessions) updateHolds(prefix string, kvs map[string][]byte) {
+	rep, rev := map[ReplicaRef]int{}, map[string]int{}
+	busy := map[string]bool{}
+	for k, v := range kvs {
+		parts := strings.Split(strings.TrimPrefix(k, prefix), "/")
+		if len(parts) != 4 {
+			continue
+		}
+		var h hold
+		_ = json.Unmarshal(v, &h)
+		rk := revKey(parts[0], parts[1], parts[2])
+		rev[rk]++
+		busy[rk] = true
+		if h.Replica != "" {
+			r := ReplicaRef{Tenant: parts[0], App: parts[1], Revision: parts[2], Replica: h.Replica}
+			rep[r]++
+			busy[r.String()] = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdsRep, s.holdsRev = rep, rev
+	s.markBusy(busy)
+	s.loaded["holds"] = true
+}
+
+// markBusy notes that these replicas and revisions had sessions just now;
+// called with mu held.
+func (s *Sessions) markBusy(busy map[string]bool) {
+	now := time.Now()
+	for k := range busy {
+		s.lastBusy[k] = now
+	}
+	for k, t := range s.lastBusy {
+		if now.Sub(t) > apps.MaxGrace+time.Hour {
+			delete(s.lastBusy, k) // older than any reconnect_grace: irrelevant
+		}
+	}
+}
+
+func (s *Sessions) known() bool { return s.loaded["sessions"] && s.loaded["holds"] }
+
+// Load returns a replica's sessions over every instance, app-held leases on it
+// included: what get-endpoint weighs against max_sessions.
+func (s *Sessions) Load(r ReplicaRef) int {
+	s.mu.Lock()
+	n := s.others[r] + s.holdsRep[r]
+	s.mu.Unlock()
+	if s.local != nil {
+		n += s.local.Local(r).Total()
+	}
+	return n
+}
+
+// Replica reports one replica's sessions (deployer.SessionCounter).
+func (s *Sessions) Replica(tenant, app, rev, replica string) apps.Sessions {
+	r := ReplicaRef{Tenant: tenant, App: app, Revision: rev, Replica: replica}
+	n := s.Load(r)
+	return s.result(r.String(), n)
+}
+
+// Revision reports a revision's sessions (deployer.SessionCounter).
+func (s *Sessions) Revision(tenant, app, rev string) apps.Sessions {
+	n := 0
+	s.mu.Lock()
+	for r, c := range s.others {
+		if r.Tenant == tenant && r.App == app && r.Revision == rev {
+			n += c
+		}
+	}
+	n += s.holdsRev[revKey(tenant, app, rev)]
+	s.mu.Unlock()
+	if s.local != nil {
+		for r, l := range s.local.Snapshot() {
+			if r.Tenant == tenant && r.App == app && r.Revision == rev {
+				n += l.Total()
+			}
+		}
+	}
+	return s.result(revKey(tenant, app, rev), n)
+}
+
+func (s *Sessions) result(key string, n int) apps.Sessions {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n > 0 {
+		s.lastBusy[key] = time.Now()
+		return apps.Sessions{Known: s.known(), Count: n}
+	}
+	empty := s.started
+	if t := s.lastBusy[key]; t.After(empty) {
+		empty = t
+	}
+	return apps.Sessions{Known: s.known(), Count: 0, EmptySince: empty}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseConfig(t *testing.T) {
+	defaults := config{port: "8080", rules: rules{size: 16, respawn: true, respawnDelay: 5 * time.Second, reconnectWindow: time.Minute}}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    func(c *config)
+		wantErr string
+	}{
+		{name: "defaults"},
+		{name: "environment", env: map[string]string{
+			"PORT": "18123", "ARENA_SIZE": "8", "RESPAWN": "false", "RESPAWN_DELAY": "250ms",
+			"RECONNECT_WINDOW": "2m", "DISCOVERY_REVISION": "9d00cc18", "DISCOVERY_REPLICA": "r-1",
+		}, want: func(c *config) {
+			*c = config{port: "18123", revision: "9d00cc18", replica: "r-1",
+				rules: rules{size: 8, respawn: false, respawnDelay: 250 * time.Millisecond, reconnectWindow: 2 * time.Minute}}
+		}},
+		{name: "flag beats environment", args: []string{"-respawn=false", "-size", "4"},
+			env:  map[string]string{"RESPAWN": "true", "ARENA_SIZE": "32"},
+			want: func(c *config) { c.rules.respawn = false; c.rules.size = 4 }},
+		{name: "bad boolean", env: map[string]string{"RESPAWN": "maybe"}, wantErr: "RESPAWN"},
+		{name: "bad duration", env: map[string]string{"RESPAWN_DELAY": "5"}, wantErr: "RESPAWN_DELAY"},
+		{name: "bad size", env: map[string]string{"ARENA_SIZE": "0"}, wantErr: "size"},
+		{name: "bad port", env: map[string]string{"PORT": "http"}, wantErr: "port"},
+		{name: "negative delay", args: []string{"-respawn-delay=-1s"}, wantErr: "negative"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			want := defaults
+			if tt.want != nil {
+				tt.want(&want)
+			}
+			assert.Equal(t, want, got)
+		})
+	}
+}

@@ -14,9 +14,12 @@ build:
 	$(GO) build -o bin/platform ./cmd/platform
 	$(GO) build -o bin/dsh ./cmd/dsh
 	$(GO) build -o bin/hello ./examples/hello
+	$(GO) build -o bin/arena ./examples/arena
+
+GATEWAY_ADDR ?= :4001
 
 run: build
-	./bin/platform --addr $(ADDR) --data-dir $(DATA_DIR)
+	./bin/platform --addr $(ADDR) --gateway-addr $(GATEWAY_ADDR) --data-dir $(DATA_DIR)
 
 # Every test, race detector on, against embedded etcd and real processes.
 test:
@@ -37,8 +40,12 @@ staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks print figures; they are never timed unit tests.
+# bench/gateway: get-endpoint rate and latency, gateway vs direct echo RTT,
+# memory per idle proxied session (BENCH_CONNS sessions).
+BENCH_CONNS ?= 10000
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./bench/gateway -conns $(BENCH_CONNS)
 
 clean:
 	rm -rf bin

@@ -16,7 +16,10 @@ func startEmbeddedEtcd(dir string) (*embed.Etcd, string, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.Name = "discovery"
-	cfg.LogLevel = "error"
+	// etcd's own log goes to a file beside its data: on shutdown it reports
+	// closed listeners as errors, which would only alarm an operator.
+	cfg.LogLevel = "warn"
+	cfg.LogOutputs = []string{dir + ".log"}
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
 	cfg.TickMs, cfg.ElectionMs = 50, 500

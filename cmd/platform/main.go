@@ -22,6 +22,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 
 	"github.com/discovery-platform/discovery/api"
 	"github.com/discovery-platform/discovery/apps"
@@ -186,7 +187,8 @@ func (m *Main) Run(ctx context.Context) error {
 		endpoints = []string{url}
 		m.Log.Info("embedded etcd ready", "dir", filepath.Join(c.DataDir, "etcd"), "client_url", url)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	// The client's own zap log repeats every retry; the platform logs what matters.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}

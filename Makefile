@@ -6,7 +6,7 @@ TEST_TIMEOUT  ?= 40m
 DATA_DIR      ?= ./data
 ADDR          ?= :4000
 
-.PHONY: all build run test test-short lint fmt vet staticcheck bench clean
+.PHONY: all build run test test-short fuzz lint fmt vet staticcheck bench clean
 
 all: build
 
@@ -24,6 +24,11 @@ run: build
 # Every test, race detector on, against embedded etcd and real processes.
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# A bounded fuzz run of request decoding and validation (seeds also run in make test).
+FUZZTIME ?= 15s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRequestDecoding -fuzztime $(FUZZTIME) ./api/
 
 test-short:
 	$(GO) test -count=1 -short ./...

@@ -30,16 +30,6 @@ func decode(c *fiber.Ctx, v any) error {
 	return nil
 }
 
-func (s *Server) listTenants(c *fiber.Ctx) error {
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	ts, err := s.cfg.Tenants.List(ctx)
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"tenants": ts})
-}
-
 func (s *Server) listApps(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/authz"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/tenants"
 )
@@ -32,6 +33,12 @@ var errorCodes = []struct {
 }{
 	{apps.ErrNotFound, fiber.StatusNotFound, "not_found"},
 	{tenants.ErrNotFound, fiber.StatusNotFound, "not_found"},
+	{tenants.ErrExists, fiber.StatusConflict, "already_exists"},
+	{tenants.ErrInvalid, fiber.StatusBadRequest, "invalid"},
+	{tenants.ErrConflict, fiber.StatusConflict, "conflict"},
+	{tenants.ErrQuotaExceeded, fiber.StatusForbidden, "quota_exceeded"},
+	{authz.ErrInvalid, fiber.StatusBadRequest, "invalid"},
+	{authz.ErrUnauthenticated, fiber.StatusUnauthorized, "unauthenticated"},
 	{apps.ErrExists, fiber.StatusConflict, "already_exists"},
 	{apps.ErrInvalid, fiber.StatusBadRequest, "invalid"},
 	{apps.ErrConflict, fiber.StatusConflict, "conflict"},
@@ -77,6 +84,12 @@ func classify(err error) (int, string, string) {
 			code = "too_large"
 		case fiber.StatusBadRequest:
 			code = "bad_request"
+		case fiber.StatusUnauthorized:
+			code = "unauthenticated"
+		case fiber.StatusForbidden:
+			code = "forbidden"
+		case fiber.StatusTooManyRequests:
+			code = "rate_limited"
 		}
 		return fe.Code, code, fe.Message
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/authz"
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/tenants"
 )
@@ -36,6 +37,16 @@ type Config struct {
 	// Endpoints answers the public get-endpoint; Holds keeps app-held leases.
 	Endpoints EndpointGetter
 	Holds     HoldStore
+	// Tokens verifies bearer tokens and Auth decides; both nil means no
+	// authentication (unit tests of the domain only).
+	Tokens *authz.Tokens
+	Auth   Auth
+	// Authz manages roles and revocations (members, tokens routes).
+	Authz *authz.Authorizer
+	// TenantOps deletes tenants (apps first).
+	TenantOps *apps.TenantService
+	// Limiter rate-limits the public get-endpoint per client address.
+	Limiter *Limiter
 	// Ready reports whether the platform can serve (etcd reachable).
 	Ready func(ctx context.Context) error
 	// Gatherer serves /metrics; nil means the default registry.
@@ -90,25 +101,39 @@ func (s *Server) routes() {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(openapiJSON)
 	})
-	a.Get("/api/get-endpoint", s.seedGetEndpoint)
-	v1.Get("/tenants", s.listTenants)
+	// Public: game clients (get-endpoint, rate-limited) and apps (leases by id).
+	a.Get("/api/get-endpoint", s.limit, s.seedGetEndpoint)
+	v1.Get("/tenants/:tenant/apps/:app/endpoint", s.limit, s.getEndpoint)
 	v1.Put("/leases/:id", s.keepHold)
 	v1.Delete("/leases/:id", s.releaseHold)
-	t := v1.Group("/tenants/:tenant")
-	t.Get("/apps", s.listApps)
-	t.Post("/apps", s.createApp)
-	t.Get("/apps/:app", s.getApp)
-	t.Patch("/apps/:app", s.updateApp)
-	t.Delete("/apps/:app", s.deleteApp)
-	t.Get("/apps/:app/events", s.listEvents)
-	t.Get("/apps/:app/revisions", s.listRevisions)
-	t.Post("/apps/:app/revisions", s.deploy)
-	t.Get("/apps/:app/revisions/:rev", s.getRevision)
-	t.Post("/apps/:app/revisions/:rev/activate", s.activate)
-	t.Post("/apps/:app/revisions/:rev/retire", s.retire)
-	t.Get("/apps/:app/revisions/:rev/replicas/:replica/logs", s.replicaLogs)
-	t.Get("/apps/:app/endpoint", s.getEndpoint)
-	t.Post("/apps/:app/revisions/:rev/leases", s.createHold)
+	v1.Post("/tenants/:tenant/apps/:app/revisions/:rev/leases", s.leaseAuth, s.createHold)
+
+	// Everything else: authenticate, then authorise.
+	m := v1.Group("", s.authenticate)
+	m.Get("/tenants", s.listTenants)
+	m.Post("/tenants", s.authorize("tenants", "write"), s.createTenant)
+	m.Post("/tokens", s.issueToken)
+	m.Delete("/tokens/:id", s.authorize("tokens", "write"), s.revokeToken)
+	m.Get("/tenants/:tenant", s.authorize("tenant", "read"), s.getTenant)
+	m.Patch("/tenants/:tenant", s.platformAdmin, s.updateTenant)
+	m.Delete("/tenants/:tenant", s.platformAdmin, s.deleteTenant)
+	m.Get("/tenants/:tenant/quota", s.authorize("quota", "read"), s.getQuota)
+	m.Put("/tenants/:tenant/quota", s.platformAdmin, s.putQuota)
+	m.Get("/tenants/:tenant/members", s.authorize("members", "read"), s.listMembers)
+	m.Put("/tenants/:tenant/members/:subject", s.authorize("members", "write"), s.putMember)
+	m.Delete("/tenants/:tenant/members/:subject", s.authorize("members", "write"), s.deleteMember)
+	m.Get("/tenants/:tenant/apps", s.authorize("apps", "read"), s.listApps)
+	m.Post("/tenants/:tenant/apps", s.authorize("apps", "write"), s.createApp)
+	m.Get("/tenants/:tenant/apps/:app", s.authorize("apps", "read"), s.getApp)
+	m.Patch("/tenants/:tenant/apps/:app", s.authorize("apps", "write"), s.updateApp)
+	m.Delete("/tenants/:tenant/apps/:app", s.authorize("apps", "write"), s.deleteApp)
+	m.Get("/tenants/:tenant/apps/:app/events", s.authorize("events", "read"), s.listEvents)
+	m.Get("/tenants/:tenant/apps/:app/revisions", s.authorize("revisions", "read"), s.listRevisions)
+	m.Post("/tenants/:tenant/apps/:app/revisions", s.authorize("revisions", "write"), s.deploy)
+	m.Get("/tenants/:tenant/apps/:app/revisions/:rev", s.authorize("revisions", "read"), s.getRevision)
+	m.Post("/tenants/:tenant/apps/:app/revisions/:rev/activate", s.authorize("revisions", "write"), s.activate)
+	m.Post("/tenants/:tenant/apps/:app/revisions/:rev/retire", s.authorize("revisions", "write"), s.retire)
+	m.Get("/tenants/:tenant/apps/:app/revisions/:rev/replicas/:replica/logs", s.authorize("logs", "read"), s.replicaLogs)
 	a.Use(func(c *fiber.Ctx) error {
 		return fiber.NewError(fiber.StatusNotFound, "no route "+c.Method()+" "+c.Path())
 	})

@@ -85,6 +85,8 @@ type Revision struct {
 	Image   string            `json:"image,omitempty"`
 	Command []string          `json:"command,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
+	// Resources is what each replica asks for (Kubernetes runtime).
+	Resources *Resources `json:"resources,omitempty"`
 
 	// State and its bookkeeping are written only through lifecycle transitions.
 	State RevisionState `json:"state"`

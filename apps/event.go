@@ -17,6 +17,7 @@ const (
 	EventReplicaStopping EventType = "replica_stopping"
 	EventReplicaStopped  EventType = "replica_stopped"
 	EventReplicaAdopted  EventType = "replica_adopted"
+	EventCapped          EventType = "capped"
 	EventError           EventType = "error"
 )
 

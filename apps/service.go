@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/discovery-platform/discovery/tenants"
 )
 
 // Service is the apps domain as operators use it: create, change and delete
@@ -12,14 +14,14 @@ import (
 // call it and nothing else.
 type Service struct {
 	Store *Store
-	// Tenants confirms a tenant exists before anything is created in it.
-	Tenants TenantChecker
+	// Tenants confirms a tenant exists and gives its quota; nil (in tests)
+	// means every tenant exists without limits.
+	Tenants TenantSource
 }
 
-// TenantChecker answers whether a tenant exists (declared here, implemented by
-// the tenants package).
-type TenantChecker interface {
-	Exists(ctx context.Context, tenant string) (bool, error)
+// TenantSource reads a tenant (implemented by tenants.Store).
+type TenantSource interface {
+	Get(ctx context.Context, name string) (tenants.Tenant, error)
 }
 
 // ErrTenantNotFound is returned for operations on a tenant that does not exist.
@@ -29,30 +31,59 @@ var ErrTenantNotFound = fmt.Errorf("tenant %w", ErrNotFound)
 const conflictRetries = 8
 
 func (s *Service) checkTenant(ctx context.Context, tenant string) error {
+	_, err := s.tenant(ctx, tenant)
+	return err
+}
+
+// tenant reads a tenant; without a TenantSource every tenant exists with no
+// limits.
+func (s *Service) tenant(ctx context.Context, tenant string) (*tenants.Tenant, error) {
 	if err := ValidName("tenant", tenant); err != nil {
-		return fmt.Errorf("tenant %q: %w", tenant, ErrTenantNotFound)
+		return nil, fmt.Errorf("tenant %q: %w", tenant, ErrTenantNotFound)
 	}
 	if s.Tenants == nil {
-		return nil
+		return nil, nil
 	}
-	ok, err := s.Tenants.Exists(ctx, tenant)
+	t, err := s.Tenants.Get(ctx, tenant)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return nil, fmt.Errorf("tenant %q: %w", tenant, ErrTenantNotFound)
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !ok {
-		return fmt.Errorf("tenant %q: %w", tenant, ErrTenantNotFound)
+	return &t, nil
+}
+
+// writableTenant reads a tenant that may take new apps and revisions.
+func (s *Service) writableTenant(ctx context.Context, tenant string) (*tenants.Tenant, error) {
+	t, err := s.tenant(ctx, tenant)
+	if err == nil && t != nil && t.Deleting {
+		err = fmt.Errorf("%w: tenant %s is being deleted", ErrIllegalState, tenant)
 	}
-	return nil
+	return t, err
 }
 
 // CreateApp validates and stores a new app.
 func (s *Service) CreateApp(ctx context.Context, tenant string, spec AppSpec) (App, error) {
-	if err := s.checkTenant(ctx, tenant); err != nil {
+	t, err := s.writableTenant(ctx, tenant)
+	if err != nil {
 		return App{}, err
 	}
 	a, err := NewApp(tenant, spec, s.Store.Now().UTC())
 	if err != nil {
 		return App{}, err
+	}
+	if t != nil {
+		n, err := s.Store.CountApps(ctx, tenant)
+		if err != nil {
+			return App{}, err
+		}
+		if err := checkApps(t.Quota, n); err != nil {
+			return App{}, err
+		}
+		if err := checkReplicas(t.Quota, 0, a.Replicas); err != nil {
+			return App{}, err
+		}
 	}
 	if err := s.Store.CreateApp(ctx, a); err != nil {
 		return App{}, err
@@ -79,15 +110,26 @@ func (s *Service) ListApps(ctx context.Context, tenant string) ([]App, error) {
 // UpdateApp changes an app's settings; running replicas follow on the next
 // reconcile (replica count) or the next deploy (everything else).
 func (s *Service) UpdateApp(ctx context.Context, tenant, name string, spec AppSpec) (App, error) {
-	if err := s.checkTenant(ctx, tenant); err != nil {
+	t, err := s.tenant(ctx, tenant)
+	if err != nil {
 		return App{}, err
 	}
 	return s.retry(ctx, tenant, name, func(a *App) (Event, error) {
 		if a.Deleting {
 			return Event{}, fmt.Errorf("%w: app %s/%s is being deleted", ErrIllegalState, tenant, name)
 		}
+		before := a.Replicas
 		if err := a.Apply(spec, s.Store.Now().UTC()); err != nil {
 			return Event{}, err
+		}
+		if t != nil && a.Replicas > before {
+			total, err := s.Store.CountReplicas(ctx, tenant)
+			if err != nil {
+				return Event{}, err
+			}
+			if err := checkReplicas(t.Quota, total, a.Replicas-before); err != nil {
+				return Event{}, err
+			}
 		}
 		return Event{Type: EventAppUpdated, Message: "app settings changed"}, nil
 	})
@@ -138,16 +180,31 @@ func (s *Service) retry(ctx context.Context, tenant, name string, change func(*A
 // Deploy records a new revision of an app; the reconciler starts it beside the
 // active one and activates it once healthy.
 func (s *Service) Deploy(ctx context.Context, tenant, name string, spec RevisionSpec) (Revision, error) {
-	if err := s.checkTenant(ctx, tenant); err != nil {
+	t, err := s.writableTenant(ctx, tenant)
+	if err != nil {
 		return Revision{}, err
 	}
 	if err := spec.Validate(); err != nil {
 		return Revision{}, err
 	}
+	if t != nil {
+		if err := checkResources(t.Quota, spec.Resources); err != nil {
+			return Revision{}, err
+		}
+	}
 	for i := 0; ; i++ {
 		a, err := s.Store.GetApp(ctx, tenant, name)
 		if err != nil {
 			return Revision{}, err
+		}
+		if t != nil {
+			total, err := s.Store.CountReplicas(ctx, tenant)
+			if err != nil {
+				return Revision{}, err
+			}
+			if err := checkReplicas(t.Quota, total, max(a.Replicas, 1)); err != nil {
+				return Revision{}, fmt.Errorf("deploying %s/%s would start %d more replicas: %w", tenant, name, max(a.Replicas, 1), err)
+			}
 		}
 		rev, err := s.Store.CreateRevision(ctx, a, spec)
 		if errors.Is(err, ErrConflict) && i < conflictRetries {

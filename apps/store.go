@@ -149,6 +149,25 @@ func (s *Store) ListAllApps(ctx context.Context) ([]Ref, error) {
 	return out, nil
 }
 
+// CountApps returns how many apps a tenant has.
+func (s *Store) CountApps(ctx context.Context, tenant string) (int, error) {
+	resp, err := s.cli.Get(ctx, s.appsPrefix(tenant), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("count apps of %s: %w", tenant, err)
+	}
+	return int(resp.Count), nil
+}
+
+// CountReplicas returns how many replica records a tenant has over all its
+// apps and revisions, stopping ones included: what counts against max_replicas.
+func (s *Store) CountReplicas(ctx context.Context, tenant string) (int, error) {
+	resp, err := s.cli.Get(ctx, path.Join(s.prefix, "replicas", tenant)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("count replicas of %s: %w", tenant, err)
+	}
+	return int(resp.Count), nil
+}
+
 // UpdateApp writes an app read earlier, if nobody changed it since (ErrConflict
 // otherwise), with an event.
 func (s *Store) UpdateApp(ctx context.Context, a App, ev Event) error {
@@ -207,7 +226,7 @@ func (s *Store) CreateRevision(ctx context.Context, a App, spec RevisionSpec) (R
 	a.UpdatedAt = now
 	rev := Revision{
 		ID: randomHex(4), Tenant: a.Tenant, App: a.Name, Generation: a.Generation,
-		Image: spec.Image, Command: spec.Command, Env: spec.Env,
+		Image: spec.Image, Command: spec.Command, Env: spec.Env, Resources: spec.Resources,
 		State: Pending, CreatedAt: now,
 	}
 	appVal, err := json.Marshal(a)

@@ -152,9 +152,10 @@ func (a App) Validate() error {
 
 // RevisionSpec is a deploy request: what to run.
 type RevisionSpec struct {
-	Image   string            `json:"image,omitempty"`
-	Command []string          `json:"command,omitempty"`
-	Env     map[string]string `json:"env,omitempty"`
+	Image     string            `json:"image,omitempty"`
+	Command   []string          `json:"command,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Resources *Resources        `json:"resources,omitempty"`
 }
 
 // Validate checks a deploy request. PORT is reserved: the runtime sets it.
@@ -174,6 +175,11 @@ func (s RevisionSpec) Validate() error {
 	for i, arg := range s.Command {
 		if len(arg) > MaxArgLen || strings.ContainsRune(arg, 0) {
 			return fmt.Errorf("%w: command[%d] must be at most %d bytes with no NUL", ErrInvalid, i, MaxArgLen)
+		}
+	}
+	if s.Resources != nil {
+		if err := s.Resources.Validate(); err != nil {
+			return err
 		}
 	}
 	if len(s.Env) > MaxEnvVars {

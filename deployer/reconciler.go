@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/tenants"
 )
 
 // SessionCounter reports live sessions (connections, reservations and
@@ -49,6 +51,17 @@ type Config struct {
 	Logger        *slog.Logger
 	// Now is the clock (injected in tests).
 	Now func() time.Time
+	// Quotas caps replicas per tenant and sets how many revisions an app keeps;
+	// nil means no limits.
+	Quotas QuotaSource
+	// ReplicaEnv adds environment to every replica the reconciler starts (the
+	// lease capability, the API's address).
+	ReplicaEnv func(ReplicaID) map[string]string
+}
+
+// QuotaSource gives a tenant's quota (tenants.Store).
+type QuotaSource interface {
+	Quota(ctx context.Context, tenant string) (tenants.Quota, error)
 }
 
 // Reconciler converges apps in etcd with replicas in a Runtime.
@@ -59,6 +72,11 @@ type Reconciler struct {
 	cfg      Config
 	log      *slog.Logger
 	queue    workqueue.TypedRateLimitingInterface[apps.Ref]
+
+	// capped remembers when each app last logged a quota cap, so the event is
+	// written once a minute, not on every pass.
+	cappedMu sync.Mutex
+	capped   map[apps.Ref]time.Time
 }
 
 // NewReconciler wires a reconciler; sessions may be nil (NoSessions).
@@ -85,7 +103,7 @@ func NewReconciler(store *apps.Store, rt Runtime, sessions SessionCounter, cfg C
 		sessions = NoSessions{}
 	}
 	return &Reconciler{
-		store: store, rt: rt, sessions: sessions, cfg: cfg, log: cfg.Logger,
+		store: store, rt: rt, sessions: sessions, cfg: cfg, log: cfg.Logger, capped: map[apps.Ref]time.Time{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[apps.Ref](50*time.Millisecond, 10*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[apps.Ref]{Name: "apps"}),
@@ -198,6 +216,8 @@ type syncer struct {
 	observed map[string]Observed
 	// live holds, per revision, the replica records still meant to run.
 	live map[string][]apps.Replica
+	// keep is how many terminal revisions the app keeps (the tenant's quota).
+	keep int
 }
 
 func (s *syncer) run() (bool, error) {
@@ -399,9 +419,18 @@ func (s *syncer) desired(rev apps.Revision) int {
 // scale starts missing replicas of starting and active revisions and stops
 // the replicas of revisions that should have none.
 func (s *syncer) scale() error {
+	allowed, err := s.replicaAllowance()
+	if err != nil {
+		return err
+	}
 	for _, rev := range s.snap.Revisions {
 		live := s.live[rev.ID]
 		want := s.desired(rev)
+		if missing := want - len(live); missing > allowed {
+			s.capped(rev, want, len(live)+allowed)
+			want = len(live) + allowed
+		}
+		allowed -= max(want-len(live), 0)
 		for n := len(live); n < want; n++ {
 			rec := apps.Replica{ID: apps.NewReplicaID(), Tenant: rev.Tenant, App: rev.App, Revision: rev.ID,
 				State: apps.ReplicaStarting, CreatedAt: s.now}
@@ -457,6 +486,43 @@ func (s *syncer) stopEmptyDraining(rev apps.Revision, live []apps.Replica) error
 	return nil
 }
 
+// replicaAllowance is how many more replicas the app's tenant may start.
+func (s *syncer) replicaAllowance() (int, error) {
+	if s.r.cfg.Quotas == nil {
+		return math.MaxInt, nil
+	}
+	q, err := s.r.cfg.Quotas.Quota(s.ctx, s.snap.App.Tenant)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return math.MaxInt, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.keep = q.MaxRevisions
+	have, err := s.r.store.CountReplicas(s.ctx, s.snap.App.Tenant)
+	if err != nil {
+		return 0, err
+	}
+	return apps.ReplicasAllowed(q, have), nil
+}
+
+// capped logs, at most once a minute per app, that the quota held a revision
+// below the replicas it wants.
+func (s *syncer) capped(rev apps.Revision, want, got int) {
+	ref := apps.Ref{Tenant: rev.Tenant, App: rev.App}
+	s.r.cappedMu.Lock()
+	last := s.r.capped[ref]
+	if s.now.Sub(last) < time.Minute {
+		s.r.cappedMu.Unlock()
+		return
+	}
+	s.r.capped[ref] = s.now
+	s.r.cappedMu.Unlock()
+	_ = s.r.store.AppendEvent(s.ctx, apps.Event{Type: apps.EventCapped, Tenant: rev.Tenant, App: rev.App, Revision: rev.ID,
+		Message: fmt.Sprintf("revision %s wants %d replicas; the tenant's max_replicas quota allows %d", rev.ID, want, got)})
+	s.r.log.Warn("replicas capped by quota", "tenant", rev.Tenant, "app", rev.App, "revision", rev.ID, "want", want, "allowed", got)
+}
+
 // pickRemovable chooses up to n replicas to stop. Unless force is set (the
 // revision is retired), only replicas without sessions are chosen, those not
 // ready first: a scale-down never cuts a player.
@@ -485,6 +551,16 @@ func (s *syncer) start(rev apps.Revision, rec apps.Replica) error {
 		ReplicaID: ReplicaID{Tenant: rec.Tenant, App: rec.App, Revision: rec.Revision, Replica: rec.ID},
 		Image:     rev.Image, Command: rev.Command, Env: rev.Env,
 		Port: app.Port, HealthPath: app.HealthPath, ShutdownGrace: app.ShutdownGrace.D(),
+	}
+	if f := s.r.cfg.ReplicaEnv; f != nil {
+		env := make(map[string]string, len(rev.Env)+4)
+		for k, v := range rev.Env {
+			env[k] = v
+		}
+		for k, v := range f(spec.ReplicaID) {
+			env[k] = v
+		}
+		spec.Env = env
 	}
 	if err := s.r.rt.Start(s.ctx, spec); err != nil {
 		// A start that cannot happen (no command, bad binary) counts as a crash,
@@ -535,7 +611,11 @@ func (s *syncer) trimHistory() error {
 			continue
 		}
 		kept++
-		if kept > s.r.cfg.KeepRevisions {
+		limit := s.r.cfg.KeepRevisions
+		if s.keep > 0 {
+			limit = s.keep
+		}
+		if kept > limit {
 			if err := s.r.store.DeleteRevision(s.ctx, rev); err != nil {
 				return err
 			}

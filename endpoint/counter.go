@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discovery-platform/discovery/internal/etcdmirror"
 )
 
 // ReplicaRef names one replica.
@@ -164,7 +166,7 @@ func (c *Counter) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := c.publishUnderLease(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("session counts: lease lost; republishing under a new one", "err", err)
-			sleep(ctx, time.Second)
+			etcdmirror.Sleep(ctx, time.Second)
 		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/discovery-platform/discovery/internal/etcdmirror"
+
 	"github.com/discovery-platform/discovery/apps"
 )
 
@@ -58,7 +60,7 @@ type routeSnapshot struct {
 // change and read without locks.
 type Routes struct {
 	prefix  string
-	mirrors []*mirror
+	mirrors []*etcdmirror.Mirror
 	snap    atomic.Pointer[routeSnapshot]
 
 	mu    sync.Mutex
@@ -72,8 +74,8 @@ func NewRoutes(cli *clientv3.Client, prefix string, log *slog.Logger) *Routes {
 	r := &Routes{prefix: prefix, kinds: map[string]map[string][]byte{}}
 	r.snap.Store(&routeSnapshot{apps: map[apps.Ref]*AppRoutes{}, replicas: map[string]Route{}})
 	for _, kind := range []string{"apps", "revisions", "replicas"} {
-		r.mirrors = append(r.mirrors, &mirror{cli: cli, prefix: path.Join(prefix, kind) + "/", log: log,
-			onChange: func(kvs map[string][]byte) { r.update(kind, kvs) }})
+		r.mirrors = append(r.mirrors, &etcdmirror.Mirror{Cli: cli, Prefix: path.Join(prefix, kind) + "/", Log: log,
+			OnChange: func(kvs map[string][]byte) { r.update(kind, kvs) }})
 	}
 	return r
 }
@@ -83,7 +85,7 @@ func (r *Routes) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, m := range r.mirrors {
 		wg.Add(1)
-		go func() { defer wg.Done(); m.run(ctx) }()
+		go func() { defer wg.Done(); m.Run(ctx) }()
 	}
 	wg.Wait()
 }
@@ -93,7 +95,7 @@ func (r *Routes) Run(ctx context.Context) {
 func (r *Routes) Synced() time.Time {
 	var oldest time.Time
 	for i, m := range r.mirrors {
-		t, _ := m.status()
+		t, _ := m.Status()
 		if i == 0 || t.Before(oldest) {
 			oldest = t
 		}

@@ -11,6 +11,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/discovery-platform/discovery/internal/etcdmirror"
+
 	"github.com/discovery-platform/discovery/apps"
 )
 
@@ -21,7 +23,7 @@ import (
 // the deployer.SessionCounter of the platform.
 type Sessions struct {
 	local   *Counter
-	mirrors []*mirror
+	mirrors []*etcdmirror.Mirror
 	started time.Time
 
 	mu       sync.Mutex
@@ -39,9 +41,9 @@ func NewSessions(cli *clientv3.Client, prefix string, local *Counter, log *slog.
 	s := &Sessions{local: local, started: time.Now(), loaded: map[string]bool{},
 		others: map[ReplicaRef]int{}, holdsRep: map[ReplicaRef]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{}}
 	sp, hp := path.Join(prefix, "sessions")+"/", path.Join(prefix, "holds")+"/"
-	s.mirrors = []*mirror{
-		{cli: cli, prefix: sp, log: log, onChange: func(kvs map[string][]byte) { s.updateSessions(sp, kvs) }},
-		{cli: cli, prefix: hp, log: log, onChange: func(kvs map[string][]byte) { s.updateHolds(hp, kvs) }},
+	s.mirrors = []*etcdmirror.Mirror{
+		{Cli: cli, Prefix: sp, Log: log, OnChange: func(kvs map[string][]byte) { s.updateSessions(sp, kvs) }},
+		{Cli: cli, Prefix: hp, Log: log, OnChange: func(kvs map[string][]byte) { s.updateHolds(hp, kvs) }},
 	}
 	return s
 }
@@ -51,7 +53,7 @@ func (s *Sessions) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, m := range s.mirrors {
 		wg.Add(1)
-		go func() { defer wg.Done(); m.run(ctx) }()
+		go func() { defer wg.Done(); m.Run(ctx) }()
 	}
 	wg.Wait()
 }

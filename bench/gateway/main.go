@@ -119,7 +119,7 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 		args := []string{"--etcd", etcd.Endpoint, "--gateway-addr", gw, "--data-dir", filepath.Join(dir, "data"+strconv.Itoa(i)),
 			"--instance", "bench-" + strconv.Itoa(i), "--probe-interval", "200ms", "--log-level", "warn"}
 		if i == 0 {
-			args = append(args, "--addr", api)
+			args = append(args, "--addr", api, "--endpoint-rate", "0")
 		} else {
 			args = append(args, "--role", "gateway")
 		}
@@ -134,6 +134,11 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	if err := waitHTTP("http://"+api+"/readyz", 60*time.Second); err != nil {
 		return err
 	}
+	tok, err := os.ReadFile(filepath.Join(dir, "data0", "admin.token"))
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	token = strings.TrimSpace(string(tok))
 	base := "http://" + api + "/api/v1/tenants/default/apps"
 	if err := post(base, map[string]any{"name": "echo", "replicas": replicas, "health_path": "/healthz"}); err != nil {
 		return err
@@ -173,9 +178,17 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	return benchIdle(epURL, procs, conns)
 }
 
+// token is the bootstrap admin token of the platform under test.
+var token string
+
 func post(url string, body any) error {
 	b, _ := json.Marshal(body)
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -225,7 +238,12 @@ func getEndpoint(url string) (endpointAnswer, error) {
 }
 
 func replicaAddress(url, replica string) (string, error) {
-	resp, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
 	}

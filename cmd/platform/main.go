@@ -26,10 +26,12 @@ import (
 
 	"github.com/discovery-platform/discovery/api"
 	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/authz"
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/deployer/process"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/endpoint/relay"
+	"github.com/discovery-platform/discovery/internal/etcdmirror"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -72,6 +74,9 @@ type Config struct {
 	EtcdPrefix      string
 	Runtime         string
 	NamespacePrefix string
+	JWTSecretFile   string
+	EndpointRate    float64
+	EndpointBurst   int
 	ProbeInterval   time.Duration
 	Resync          time.Duration
 	LogLevel        string
@@ -107,6 +112,15 @@ func env(name, def string) string {
 	return def
 }
 
+func envFloat(name string, def float64) float64 {
+	if v, ok := os.LookupEnv(name); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+	}
+	return def
+}
+
 func envDuration(name string, def time.Duration) time.Duration {
 	if v, ok := os.LookupEnv(name); ok {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -132,6 +146,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", env("DISCOVERY_ETCD_PREFIX", "/discovery"), "key prefix in etcd (env DISCOVERY_ETCD_PREFIX)")
 	fs.StringVar(&c.Runtime, "runtime", env("DISCOVERY_RUNTIME", "process"), "where replicas run: process (env DISCOVERY_RUNTIME)")
 	fs.StringVar(&c.NamespacePrefix, "namespace-prefix", env("DISCOVERY_NAMESPACE_PREFIX", "discovery-"), "tenant namespace prefix (env DISCOVERY_NAMESPACE_PREFIX)")
+	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", env("DISCOVERY_JWT_SECRET_FILE", ""), "sign tokens with HS256 and this shared secret (32+ bytes) instead of the platform's Ed25519 key (env DISCOVERY_JWT_SECRET_FILE)")
+	fs.Float64Var(&c.EndpointRate, "endpoint-rate", envFloat("DISCOVERY_ENDPOINT_RATE", 20), "get-endpoint calls per second per client address; 0 = unlimited (env DISCOVERY_ENDPOINT_RATE)")
+	fs.IntVar(&c.EndpointBurst, "endpoint-burst", int(envFloat("DISCOVERY_ENDPOINT_BURST", 40)), "get-endpoint burst per client address (env DISCOVERY_ENDPOINT_BURST)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
 	fs.DurationVar(&c.Resync, "resync", envDuration("DISCOVERY_RESYNC", 10*time.Second), "full reconcile interval (env DISCOVERY_RESYNC)")
 	fs.StringVar(&c.LogLevel, "log-level", env("DISCOVERY_LOG_LEVEL", "info"), "debug, info, warn or error (env DISCOVERY_LOG_LEVEL)")
@@ -265,6 +282,34 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		return err
 	}
 	store := apps.NewStore(cli, c.EtcdPrefix)
+	svc := &apps.Service{Store: store, Tenants: ts}
+
+	tokens, err := m.tokens(ctx, cli)
+	if err != nil {
+		return err
+	}
+	az, err := authz.NewAuthorizer(cli, c.EtcdPrefix, tokens, m.Log.With("part", "authz"))
+	if err != nil {
+		return err
+	}
+	m.goRun(func() { az.Run(bg) })
+	bctx, bcancel := context.WithTimeout(ctx, 15*time.Second)
+	file, err := authz.Bootstrap(bctx, cli, c.EtcdPrefix, az, c.DataDir)
+	bcancel()
+	if err != nil {
+		return err
+	}
+	if file != "" {
+		m.Log.Info("first start: wrote the admin token; use it as 'Authorization: Bearer <token>'", "file", file, "subject", authz.BootstrapSubject)
+	}
+	tenantOps := &apps.TenantService{Apps: svc, Tenants: ts, OnGone: az.DropTenant}
+	m.goRun(func() {
+		for etcdmirror.Sleep(bg, 2*time.Second) {
+			if err := tenantOps.FinishDeletions(bg); err != nil && bg.Err() == nil {
+				m.Log.Warn("finishing tenant deletions", "err", err)
+			}
+		}
+	})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -286,7 +331,13 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 	}
 	m.runtime = rt
 
-	rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler")})
+	rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{
+		Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
+		Quotas: ts,
+		ReplicaEnv: func(id deployer.ReplicaID) map[string]string {
+			return map[string]string{"DISCOVERY_LEASE_TOKEN": tokens.LeaseToken(id.Tenant, id.App, id.Revision)}
+		},
+	})
 	m.goRun(func() {
 		if err := rec.Run(bg); err != nil {
 			m.Log.Error("reconciler stopped", "err", err)
@@ -302,8 +353,13 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		return err
 	}
 	m.server = api.New(api.Config{
-		Apps:      &apps.Service{Store: store, Tenants: ts},
+		Apps:      svc,
 		Tenants:   ts,
+		Tokens:    tokens,
+		Auth:      az,
+		Authz:     az,
+		TenantOps: tenantOps,
+		Limiter:   api.NewLimiter(c.EndpointRate, c.EndpointBurst),
 		Logs:      rt,
 		Endpoints: alloc,
 		Holds:     endpoint.NewHolds(cli, c.EtcdPrefix),
@@ -319,6 +375,25 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		}
 	})
 	return nil
+}
+
+// tokens signs with the HS256 secret when one is configured, else with the
+// platform's Ed25519 key kept in etcd.
+func (m *Main) tokens(ctx context.Context, cli *clientv3.Client) (*authz.Tokens, error) {
+	if f := m.Config.JWTSecretFile; f != "" {
+		secret, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--jwt-secret-file: %w", err)
+		}
+		return authz.NewHS256Tokens([]byte(strings.TrimSpace(string(secret))))
+	}
+	kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	key, err := authz.LoadOrCreateKey(kctx, cli, m.Config.EtcdPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return authz.NewEdDSATokens(key), nil
 }
 
 // loopback turns a listen address into one a local client can dial.

@@ -70,10 +70,14 @@ type Framework struct {
 	Gateway string
 	Marker  string
 	App     string // testapp binary
-	cmd     *exec.Cmd
-	done    chan struct{}
-	logs    *bytes.Buffer
-	logsMu  sync.Mutex
+	// Token is the bootstrap admin token the platform wrote on first start.
+	Token string
+	// Args are extra platform flags.
+	Args   []string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	logs   *bytes.Buffer
+	logsMu sync.Mutex
 }
 
 // New prepares an installation; Start runs the platform on it.
@@ -103,7 +107,8 @@ func freeAddr(t *testing.T) string {
 func (f *Framework) Start() {
 	f.t.Helper()
 	cmd := exec.Command(platformBinary(f.t), "--addr", f.Addr, "--gateway-addr", f.Gateway, "--data-dir", f.DataDir,
-		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug")
+		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug", "--endpoint-rate", "0")
+	cmd.Args = append(cmd.Args, f.Args...)
 	cmd.Env = append(os.Environ(), f.Marker)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(f.t, err)
@@ -127,6 +132,11 @@ func (f *Framework) Start() {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+	if f.Token == "" {
+		b, err := os.ReadFile(filepath.Join(f.DataDir, "admin.token"))
+		require.NoError(f.t, err, "the first start writes the admin token")
+		f.Token = strings.TrimSpace(string(b))
+	}
 }
 
 // Kill SIGKILLs the platform (not its replicas) and waits for it to be gone.
@@ -175,6 +185,7 @@ func (f *Framework) Call(method, path string, body any, out any) int {
 	}
 	req, err := http.NewRequest(method, "http://"+f.Addr+"/api/v1/tenants/default"+path, r)
 	require.NoError(f.t, err)
+	req.Header.Set("Authorization", "Bearer "+f.Token)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(f.t, err)
 	defer resp.Body.Close()

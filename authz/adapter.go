@@ -1,0 +1,152 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/casbin/casbin/v2/model"
+	"github.com/casbin/casbin/v2/persist"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// adapter keeps casbin rules in etcd, one key per rule:
+// {prefix}/authz/policy/{ptype}/{escaped rule} = JSON [ptype, v0, v1, ...].
+// No maintained casbin adapter exists for etcd client v3, so this is ours.
+type adapter struct {
+	cli    *clientv3.Client
+	prefix string // ends in "/"
+}
+
+var _ persist.Adapter = (*adapter)(nil)
+
+func newAdapter(cli *clientv3.Client, prefix string) *adapter {
+	return &adapter{cli: cli, prefix: path.Join(prefix, "authz", "policy") + "/"}
+}
+
+func (a *adapter) key(ptype string, rule []string) string {
+	return a.prefix + ptype + "/" + url.PathEscape(strings.Join(rule, ","))
+}
+
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// LoadPolicy reads every rule into the model.
+func (a *adapter) LoadPolicy(m model.Model) error {
+	c, cancel := ctx()
+	defer cancel()
+	resp, err := a.cli.Get(c, a.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("load policy: %w", err)
+	}
+	for _, kv := range resp.Kvs {
+		var rule []string
+		if json.Unmarshal(kv.Value, &rule) != nil || len(rule) < 2 {
+			continue
+		}
+		if err := persist.LoadPolicyArray(rule, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SavePolicy writes the model as a diff against etcd, in transactions of at
+// most 100 operations (etcd's default limit is 128 per transaction).
+func (a *adapter) SavePolicy(m model.Model) error {
+	want := map[string]string{}
+	for _, sec := range []string{"p", "g"} {
+		for ptype, ast := range m[sec] {
+			for _, rule := range ast.Policy {
+				b, _ := json.Marshal(append([]string{ptype}, rule...))
+				want[a.key(ptype, rule)] = string(b)
+			}
+		}
+	}
+	c, cancel := ctx()
+	defer cancel()
+	resp, err := a.cli.Get(c, a.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	var ops []clientv3.Op
+	have := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		have[string(kv.Key)] = true
+		if _, ok := want[string(kv.Key)]; !ok {
+			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		}
+	}
+	for k, v := range want {
+		if !have[k] {
+			ops = append(ops, clientv3.OpPut(k, v))
+		}
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 100)
+		if _, err := a.cli.Txn(c).Then(ops[:n]...).Commit(); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// AddPolicy stores one rule.
+func (a *adapter) AddPolicy(_ string, ptype string, rule []string) error {
+	b, _ := json.Marshal(append([]string{ptype}, rule...))
+	c, cancel := ctx()
+	defer cancel()
+	_, err := a.cli.Put(c, a.key(ptype, rule), string(b))
+	return err
+}
+
+// RemovePolicy deletes one rule.
+func (a *adapter) RemovePolicy(_ string, ptype string, rule []string) error {
+	c, cancel := ctx()
+	defer cancel()
+	_, err := a.cli.Delete(c, a.key(ptype, rule))
+	return err
+}
+
+// RemoveFilteredPolicy deletes the rules of ptype whose fields from
+// fieldIndex on match fieldValues ("" matches anything).
+func (a *adapter) RemoveFilteredPolicy(_ string, ptype string, fieldIndex int, fieldValues ...string) error {
+	c, cancel := ctx()
+	defer cancel()
+	resp, err := a.cli.Get(c, a.prefix+ptype+"/", clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	var ops []clientv3.Op
+	for _, kv := range resp.Kvs {
+		var rule []string
+		if json.Unmarshal(kv.Value, &rule) != nil || len(rule) < 1 {
+			continue
+		}
+		rule = rule[1:]
+		match := true
+		for i, v := range fieldValues {
+			if v != "" && (fieldIndex+i >= len(rule) || rule[fieldIndex+i] != v) {
+				match = false
+				break
+			}
+		}
+		if match {
+			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		}
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 100)
+		if _, err := a.cli.Txn(c).Then(ops[:n]...).Commit(); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
+}

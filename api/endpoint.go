@@ -13,7 +13,7 @@ import (
 
 // EndpointGetter answers get-endpoint (endpoint.Allocator).
 type EndpointGetter interface {
-	Get(tenant, app string) (endpoint.Endpoint, error)
+	Get(ctx context.Context, tenant, app string) (endpoint.Endpoint, error)
 }
 
 // HoldStore keeps app-held leases (endpoint.Holds).
@@ -45,7 +45,9 @@ func (s *Server) answerEndpoint(c *fiber.Ctx, tenant, app string) error {
 	if err := apps.ValidName("app", app); err != nil {
 		return err
 	}
-	ep, err := s.cfg.Endpoints.Get(tenant, app)
+	// A cold start may take a while: bound it by the request, not the
+	// short management timeout.
+	ep, err := s.cfg.Endpoints.Get(c.UserContext(), tenant, app)
 	if err != nil {
 		return err
 	}

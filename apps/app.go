@@ -47,6 +47,19 @@ type App struct {
 	Replicas int `json:"replicas"`
 	// MaxSessions caps sessions per replica for get-endpoint; 0 means no cap.
 	MaxSessions int `json:"max_sessions,omitempty"`
+	// TargetSessions turns the autoscaler on (0 = off: Replicas is fixed): it
+	// sizes the active revision to about this many sessions per replica,
+	// between MinReplicas and MaxReplicas. MinReplicas 0 is scale-to-zero.
+	TargetSessions int `json:"target_sessions,omitempty"`
+	MinReplicas    int `json:"min_replicas"`
+	MaxReplicas    int `json:"max_replicas,omitempty"`
+	// ScaleDownDelay is how long a replica must have had no session before a
+	// scale-down may stop it (and, with MinReplicas 0, how long the app must be
+	// idle before it goes to zero).
+	ScaleDownDelay Duration `json:"scale_down_delay"`
+	// Strategy is how get-endpoint chooses among replicas with room: packed
+	// (the fullest first, so others empty and can go) or spread (least loaded).
+	Strategy Strategy `json:"strategy,omitempty"`
 	// ReconnectGrace is how long a draining revision must stay empty before it is
 	// retired, so a player who just dropped can still come back.
 	ReconnectGrace Duration `json:"reconnect_grace"`
@@ -70,6 +83,19 @@ type App struct {
 	// ModRevision is the etcd mod revision the app was read at (compare-and-swap).
 	ModRevision int64 `json:"-"`
 }
+
+// Strategy is get-endpoint's allocation strategy.
+type Strategy string
+
+const (
+	// Packed fills the fullest replica with room first (the default: cost).
+	Packed Strategy = "packed"
+	// Spread picks the least loaded replica.
+	Spread Strategy = "spread"
+)
+
+// Autoscaled reports whether the autoscaler sizes the active revision.
+func (a App) Autoscaled() bool { return a.TargetSessions > 0 }
 
 // Revision is one immutable deployment of an app plus its lifecycle status.
 type Revision struct {

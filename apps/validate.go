@@ -28,6 +28,7 @@ const (
 	DefaultReconnectGrace = 30 * time.Second
 	DefaultShutdownGrace  = 10 * time.Second
 	DefaultStartTimeout   = 60 * time.Second
+	DefaultScaleDownDelay = 30 * time.Second
 )
 
 var (
@@ -55,6 +56,11 @@ type AppSpec struct {
 	HealthPath     *string   `json:"health_path,omitempty"`
 	Replicas       *int      `json:"replicas,omitempty"`
 	MaxSessions    *int      `json:"max_sessions,omitempty"`
+	TargetSessions *int      `json:"target_sessions,omitempty"`
+	MinReplicas    *int      `json:"min_replicas,omitempty"`
+	MaxReplicas    *int      `json:"max_replicas,omitempty"`
+	ScaleDownDelay *Duration `json:"scale_down_delay,omitempty"`
+	Strategy       *Strategy `json:"strategy,omitempty"`
 	ReconnectGrace *Duration `json:"reconnect_grace,omitempty"`
 	DrainTimeout   *Duration `json:"drain_timeout,omitempty"`
 	ShutdownGrace  *Duration `json:"shutdown_grace,omitempty"`
@@ -77,6 +83,10 @@ func NewApp(tenant string, spec AppSpec, now time.Time) (App, error) {
 		ReconnectGrace: Duration(DefaultReconnectGrace),
 		ShutdownGrace:  Duration(DefaultShutdownGrace),
 		StartTimeout:   Duration(DefaultStartTimeout),
+		MinReplicas:    1,
+		MaxReplicas:    10,
+		ScaleDownDelay: Duration(DefaultScaleDownDelay),
+		Strategy:       Packed,
 		CreatedAt:      now,
 		UpdatedAt:      now,
 	}
@@ -102,6 +112,11 @@ func (a *App) Apply(spec AppSpec, now time.Time) error {
 	set(&b.DrainTimeout, spec.DrainTimeout)
 	set(&b.ShutdownGrace, spec.ShutdownGrace)
 	set(&b.StartTimeout, spec.StartTimeout)
+	set(&b.TargetSessions, spec.TargetSessions)
+	set(&b.MinReplicas, spec.MinReplicas)
+	set(&b.MaxReplicas, spec.MaxReplicas)
+	set(&b.ScaleDownDelay, spec.ScaleDownDelay)
+	set(&b.Strategy, spec.Strategy)
 	if err := b.Validate(); err != nil {
 		return err
 	}
@@ -136,10 +151,22 @@ func (a App) Validate() error {
 	if a.MaxSessions < 0 || a.MaxSessions > MaxSessionsLimit {
 		return fmt.Errorf("%w: max_sessions %d out of range 0-%d", ErrInvalid, a.MaxSessions, MaxSessionsLimit)
 	}
+	if a.TargetSessions < 0 || a.TargetSessions > MaxSessionsLimit {
+		return fmt.Errorf("%w: target_sessions %d out of range 0-%d", ErrInvalid, a.TargetSessions, MaxSessionsLimit)
+	}
+	if a.MinReplicas < 0 || a.MaxReplicas < 0 || a.MaxReplicas > MaxReplicas || a.MinReplicas > a.MaxReplicas {
+		return fmt.Errorf("%w: want 0 <= min_replicas (%d) <= max_replicas (%d) <= %d", ErrInvalid, a.MinReplicas, a.MaxReplicas, MaxReplicas)
+	}
+	if a.TargetSessions > 0 && a.MaxSessions > 0 && a.TargetSessions > a.MaxSessions {
+		return fmt.Errorf("%w: target_sessions %d above max_sessions %d: replicas would fill before the autoscaler adds one", ErrInvalid, a.TargetSessions, a.MaxSessions)
+	}
+	if a.Strategy != "" && a.Strategy != Packed && a.Strategy != Spread {
+		return fmt.Errorf("%w: strategy %q: want packed or spread", ErrInvalid, a.Strategy)
+	}
 	for _, d := range []struct {
 		name string
 		v    Duration
-	}{{"reconnect_grace", a.ReconnectGrace}, {"drain_timeout", a.DrainTimeout}, {"shutdown_grace", a.ShutdownGrace}, {"start_timeout", a.StartTimeout}} {
+	}{{"reconnect_grace", a.ReconnectGrace}, {"drain_timeout", a.DrainTimeout}, {"shutdown_grace", a.ShutdownGrace}, {"start_timeout", a.StartTimeout}, {"scale_down_delay", a.ScaleDownDelay}} {
 		if d.v < 0 || d.v.D() > MaxGrace {
 			return fmt.Errorf("%w: %s %s out of range 0-%s", ErrInvalid, d.name, d.v, MaxGrace)
 		}

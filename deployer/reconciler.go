@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,6 +78,7 @@ type Reconciler struct {
 	// written once a minute, not on every pass.
 	cappedMu sync.Mutex
 	capped   map[apps.Ref]time.Time
+	metrics  metrics
 }
 
 // NewReconciler wires a reconciler; sessions may be nil (NoSessions).
@@ -151,6 +153,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
+// Enqueue asks for an app to be reconciled soon (the session table calls it
+// when an app's sessions change, so the autoscaler reacts at once).
+func (r *Reconciler) Enqueue(ref apps.Ref) { r.queue.Add(ref) }
+
 func (r *Reconciler) enqueueAll(ctx context.Context) {
 	refs, err := r.store.ListAllApps(ctx)
 	if err != nil {
@@ -224,6 +230,7 @@ func (s *syncer) run() (bool, error) {
 	if err := s.syncReplicaRecords(); err != nil {
 		return false, err
 	}
+	s.r.metrics.observe(s.snap, s.r.sessions)
 	moved, err := s.transitions()
 	if err != nil || moved {
 		// A transition changes the picture; the watch brings us back at once.
@@ -381,6 +388,7 @@ func (s *syncer) transitions() (bool, error) {
 		if _, err := s.r.store.Transition(s.ctx, changes...); err != nil {
 			return false, err
 		}
+		s.r.metrics.transition(rev, d.To)
 		s.r.log.Info("revision transition", "tenant", rev.Tenant, "app", rev.App, "revision", rev.ID, "from", rev.State, "to", d.To, "reason", d.Reason)
 		return true, nil
 	}
@@ -407,6 +415,9 @@ func (s *syncer) observation(rev apps.Revision, activeGen int64) apps.Observatio
 func (s *syncer) desired(rev apps.Revision) int {
 	switch rev.State {
 	case apps.Starting:
+		if s.snap.App.Autoscaled() {
+			return max(s.snap.App.MinReplicas, 1)
+		}
 		return max(s.snap.App.Replicas, 1)
 	case apps.Active:
 		return s.snap.App.Replicas
@@ -426,6 +437,14 @@ func (s *syncer) scale() error {
 	for _, rev := range s.snap.Revisions {
 		live := s.live[rev.ID]
 		want := s.desired(rev)
+		var autoRemove []string
+		if rev.State == apps.Active && s.snap.App.Autoscaled() {
+			dec := s.autoscale(rev, live)
+			want, autoRemove = dec.Desired, dec.Remove
+			if dec.Capped {
+				s.capped(rev, want+1, want)
+			}
+		}
 		if missing := want - len(live); missing > allowed {
 			s.capped(rev, want, len(live)+allowed)
 			want = len(live) + allowed
@@ -442,7 +461,15 @@ func (s *syncer) scale() error {
 				return err
 			}
 		}
-		if len(live) > want {
+		if len(autoRemove) > 0 {
+			for _, rec := range live {
+				if slices.Contains(autoRemove, rec.ID) {
+					if err := s.stop(rec); err != nil {
+						return err
+					}
+				}
+			}
+		} else if len(live) > want {
 			for _, rec := range pickRemovable(live, len(live)-want, func(rec apps.Replica) int {
 				return s.r.sessions.Replica(rec.Tenant, rec.App, rec.Revision, rec.ID).Count
 			}, rev.State.Terminal()) {
@@ -484,6 +511,28 @@ func (s *syncer) stopEmptyDraining(rev apps.Revision, live []apps.Replica) error
 		}
 	}
 	return nil
+}
+
+// autoscale asks the autoscaler how big the active revision should be, from
+// the sessions every gateway reports.
+func (s *syncer) autoscale(rev apps.Revision, live []apps.Replica) Scale {
+	app := s.snap.App
+	loads := make([]ReplicaLoad, 0, len(live))
+	for _, rec := range live {
+		ss := s.r.sessions.Replica(rec.Tenant, rec.App, rec.Revision, rec.ID)
+		empty := ss.EmptySince
+		if rec.CreatedAt.After(empty) {
+			empty = rec.CreatedAt
+		}
+		if !ss.Known {
+			empty = s.now // nothing known: nothing counts as idle
+		}
+		loads = append(loads, ReplicaLoad{ID: rec.ID, Ready: rec.State == apps.ReplicaReady, Sessions: ss.Count, EmptySince: empty})
+	}
+	total := s.r.sessions.Revision(rev.Tenant, rev.App, rev.ID).Count
+	dec := Autoscale(Policy{Min: app.MinReplicas, Max: app.MaxReplicas, Target: app.TargetSessions, ScaleDownDelay: app.ScaleDownDelay.D()}, loads, total, s.now)
+	s.r.metrics.desired(rev, dec.Desired)
+	return dec
 }
 
 // replicaAllowance is how many more replicas the app's tenant may start.
@@ -636,6 +685,9 @@ func (s *syncer) hasRecords(rev string) bool {
 // transitional reports whether the app waits on a timer or a process: a
 // revision starting or draining, or a replica not yet settled.
 func (s *syncer) transitional() bool {
+	if s.snap.App.Autoscaled() {
+		return true // scale-down waits on idle timers
+	}
 	for _, rev := range s.snap.Revisions {
 		if rev.State == apps.Pending || rev.State == apps.Starting || rev.State == apps.Draining {
 			return true

@@ -1,21 +1,31 @@
 package endpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/discovery-platform/discovery/apps"
 )
 
-// Errors of get-endpoint. ErrNoCapacity and ErrNotServing answer 503 with
-// Retry-After: the app exists but cannot take a player right now.
+// Errors of get-endpoint. Both answer 503 with Retry-After: the app exists but
+// cannot take a player right now.
 var (
 	ErrNoCapacity = errors.New("endpoint: no replica has room")
 	ErrNotServing = errors.New("endpoint: app has no ready replica")
 )
+
+var endpointLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "discovery_get_endpoint_seconds",
+	Help:    "get-endpoint latency by outcome (cold starts included).",
+	Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .05, .25, 1, 5, 30},
+}, []string{"outcome"})
 
 // Endpoint is get-endpoint's answer: where one client should connect.
 type Endpoint struct {
@@ -33,7 +43,9 @@ type Endpoint struct {
 // Allocator answers get-endpoint from memory: the watch-fed route table and
 // session counts. It reserves a place on the chosen replica in the local
 // counter; the reservation counts as a session until the client connects or it
-// expires.
+// expires. When an autoscaled app has no replica with room (scale-to-zero, or
+// a burst) it records the demand, which the autoscaler sees, and waits for a
+// replica, bounded by ColdStart.
 type Allocator struct {
 	routes   *Routes
 	sessions *Sessions
@@ -41,7 +53,9 @@ type Allocator struct {
 	// public is the gateway's base URL as clients reach it.
 	public *url.URL
 	ttl    time.Duration
-	mu     sync.Mutex
+	// ColdStart bounds how long a call waits for a replica to start.
+	ColdStart time.Duration
+	mu        sync.Mutex
 }
 
 // NewAllocator returns an allocator handing out URLs under publicURL (e.g.
@@ -54,45 +68,121 @@ func NewAllocator(routes *Routes, sessions *Sessions, counter *Counter, publicUR
 	if ttl <= 0 {
 		ttl = 30 * time.Second
 	}
-	return &Allocator{routes: routes, sessions: sessions, counter: counter, public: u, ttl: ttl}, nil
+	return &Allocator{routes: routes, sessions: sessions, counter: counter, public: u, ttl: ttl, ColdStart: 30 * time.Second}, nil
 }
 
-// Get chooses a ready replica of the app's active revision with room, the
-// least loaded first, and reserves a place on it.
-func (a *Allocator) Get(tenant, app string) (Endpoint, error) {
+// Get chooses a ready replica of the app's active revision with room, by the
+// app's strategy, and reserves a place on it.
+func (a *Allocator) Get(ctx context.Context, tenant, app string) (ep Endpoint, err error) {
+	start := time.Now()
+	defer func() {
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		endpointLatency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	}()
+	var demand *ReplicaRef
+	defer func() {
+		if demand != nil {
+			a.counter.Release(*demand)
+		}
+	}()
+	deadline := time.Now().Add(a.ColdStart)
+	for {
+		changed := a.routes.Changed()
+		ep, canGrow, err := a.try(tenant, app)
+		if err == nil || !canGrow || !errors.Is(err, ErrNoCapacity) && !errors.Is(err, ErrNotServing) {
+			return ep, err
+		}
+		if demand == nil {
+			// Say we are waiting: the autoscaler counts this demand and starts
+			// a replica; concurrent callers share the start.
+			ar, _ := a.routes.App(tenant, app)
+			demand = &ReplicaRef{Tenant: tenant, App: app, Revision: ar.Active, Replica: "-"}
+			a.counter.Reserve(*demand, a.ColdStart)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return Endpoint{}, fmt.Errorf("%w (waited %s for a replica to start)", err, a.ColdStart)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Endpoint{}, fmt.Errorf("%w (gave up waiting for a replica: %v)", err, ctx.Err())
+		}
+		t.Stop()
+	}
+}
+
+// try allocates once. canGrow reports that the autoscaler may still add a
+// replica, so waiting is worth it.
+func (a *Allocator) try(tenant, app string) (Endpoint, bool, error) {
 	ar, ok := a.routes.App(tenant, app)
 	if !ok || ar.App.Deleting {
-		return Endpoint{}, fmt.Errorf("app %s/%s: %w", tenant, app, apps.ErrNotFound)
+		return Endpoint{}, false, fmt.Errorf("app %s/%s: %w", tenant, app, apps.ErrNotFound)
 	}
 	if ar.Active == "" {
-		return Endpoint{}, fmt.Errorf("app %s/%s has no active revision yet: %w", tenant, app, ErrNotServing)
+		return Endpoint{}, false, fmt.Errorf("app %s/%s has no active revision yet: %w", tenant, app, ErrNotServing)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var best *Route
-	bestLoad, ready := 0, 0
+	hard := ar.App.MaxSessions // 0: no cap
+	soft := hard
+	if ar.App.Autoscaled() {
+		soft = ar.App.TargetSessions // packing moves on at the target
+	}
+	type cand struct {
+		r    *Route
+		load int
+	}
+	var cands []cand
+	ready, running := 0, 0
 	for i := range ar.Replicas {
 		r := &ar.Replicas[i]
-		if r.Revision != ar.Active || r.State != apps.ReplicaReady || !r.Routable() {
+		if r.Revision != ar.Active || !r.Routable() {
+			continue
+		}
+		running++
+		if r.State != apps.ReplicaReady {
 			continue
 		}
 		ready++
 		load := a.sessions.Load(ReplicaRef{Tenant: r.Tenant, App: r.App, Revision: r.Revision, Replica: r.Replica})
-		if ar.App.MaxSessions > 0 && load >= ar.App.MaxSessions {
-			continue
-		}
-		if best == nil || load < bestLoad {
-			best, bestLoad = r, load
+		if hard == 0 || load < hard {
+			cands = append(cands, cand{r, load})
 		}
 	}
+	canGrow := ar.App.Autoscaled() && (running < ar.App.MaxReplicas || running > ready)
 	if ready == 0 {
-		return Endpoint{}, fmt.Errorf("app %s/%s revision %s: %w", tenant, app, ar.Active, ErrNotServing)
+		return Endpoint{}, ar.App.Autoscaled(), fmt.Errorf("app %s/%s revision %s: %w", tenant, app, ar.Active, ErrNotServing)
 	}
-	if best == nil {
-		return Endpoint{}, fmt.Errorf("app %s/%s: all %d replicas hold max_sessions %d: %w", tenant, app, ready, ar.App.MaxSessions, ErrNoCapacity)
+	if len(cands) == 0 {
+		return Endpoint{}, canGrow, fmt.Errorf("app %s/%s: all %d replicas hold max_sessions %d: %w", tenant, app, ready, hard, ErrNoCapacity)
 	}
+	// spread: the least loaded. packed: the fullest still under the target, so
+	// the others empty and can go; when all are at the target, the least loaded.
+	pick := -1
+	if ar.App.Strategy != apps.Spread {
+		for i, c := range cands {
+			if (soft == 0 || c.load < soft) && (pick < 0 || c.load > cands[pick].load) {
+				pick = i
+			}
+		}
+	}
+	if pick < 0 {
+		for i, c := range cands {
+			if pick < 0 || c.load < cands[pick].load {
+				pick = i
+			}
+		}
+	}
+	best := cands[pick].r
 	a.counter.Reserve(ReplicaRef{Tenant: best.Tenant, App: best.App, Revision: best.Revision, Replica: best.Replica}, a.ttl)
-	return a.endpointFor(*best), nil
+	return a.endpointFor(*best), false, nil
 }
 
 func (a *Allocator) endpointFor(r Route) Endpoint {

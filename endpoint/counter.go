@@ -9,9 +9,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/discovery-platform/discovery/internal/etcdmirror"
+)
+
+var (
+	gatewayConnections = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "discovery_gateway_connections", Help: "Upgraded (WebSocket) sessions this instance's gateway holds open.",
+	})
+	replicaSessions = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "discovery_replica_sessions", Help: "This instance's sessions and reservations per replica.",
+	}, []string{"tenant", "app", "revision", "replica"})
 )
 
 // ReplicaRef names one replica.
@@ -82,9 +93,23 @@ func (c *Counter) Reserve(r ReplicaRef, ttl time.Duration) {
 	c.mu.Unlock()
 }
 
+// Release drops one reservation of a replica (a cold-start demand that was
+// served or gave up).
+func (c *Counter) Release(r ReplicaRef) {
+	c.mu.Lock()
+	if q := c.resv[r]; len(q) > 0 {
+		c.resv[r] = q[:len(q)-1]
+		if len(q) == 1 {
+			delete(c.resv, r)
+		}
+	}
+	c.mu.Unlock()
+}
+
 // Connect counts a new session on a replica, consuming the oldest reservation
 // for it if there is one.
 func (c *Counter) Connect(r ReplicaRef) {
+	gatewayConnections.Inc()
 	c.mu.Lock()
 	c.conns[r]++
 	c.expire(r)
@@ -99,6 +124,7 @@ func (c *Counter) Connect(r ReplicaRef) {
 
 // Disconnect counts a session's end.
 func (c *Counter) Disconnect(r ReplicaRef) {
+	gatewayConnections.Dec()
 	c.mu.Lock()
 	if c.conns[r]--; c.conns[r] <= 0 {
 		delete(c.conns, r)
@@ -222,6 +248,7 @@ func (c *Counter) publish(ctx context.Context, lease clientv3.LeaseID, published
 	now := c.Snapshot()
 	var ops []clientv3.Op
 	for r, l := range now {
+		replicaSessions.WithLabelValues(r.Tenant, r.App, r.Revision, r.Replica).Set(float64(l.Total()))
 		if published[r] != l {
 			b, _ := json.Marshal(l)
 			ops = append(ops, clientv3.OpPut(c.prefix+r.String(), string(b), clientv3.WithLease(lease)))
@@ -229,6 +256,7 @@ func (c *Counter) publish(ctx context.Context, lease clientv3.LeaseID, published
 	}
 	for r := range published {
 		if _, ok := now[r]; !ok {
+			replicaSessions.DeleteLabelValues(r.Tenant, r.App, r.Revision, r.Replica)
 			ops = append(ops, clientv3.OpDelete(c.prefix+r.String()))
 		}
 	}

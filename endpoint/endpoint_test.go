@@ -253,7 +253,7 @@ func TestAllocatorIsCapacityAwareAndReserves(t *testing.T) {
 
 	seen := map[string]int{}
 	for i := 0; i < 4; i++ {
-		ep, err := alloc.Get("default", "arena")
+		ep, err := alloc.Get(context.Background(), "default", "arena")
 		require.NoError(t, err)
 		assert.Equal(t, f.rev.ID, ep.Revision)
 		assert.Equal(t, 30, ep.ExpiresIn)
@@ -261,9 +261,9 @@ func TestAllocatorIsCapacityAwareAndReserves(t *testing.T) {
 		seen[ep.Replica]++
 	}
 	assert.Equal(t, map[string]int{"aaaaaa": 2, "bbbbbb": 2}, seen, "spread over ready replicas, never the starting one")
-	_, err = alloc.Get("default", "arena")
+	_, err = alloc.Get(context.Background(), "default", "arena")
 	assert.ErrorIs(t, err, endpoint.ErrNoCapacity, "every ready replica holds max_sessions")
-	_, err = alloc.Get("default", "ghost")
+	_, err = alloc.Get(context.Background(), "default", "ghost")
 	assert.ErrorIs(t, err, apps.ErrNotFound)
 
 	_, err = endpoint.NewAllocator(f.routes, f.sessions, f.counter, "gw:4001", 0)

@@ -65,13 +65,15 @@ type Routes struct {
 
 	mu    sync.Mutex
 	kinds map[string]map[string][]byte // kind -> key -> value
-	subs  []chan struct{}
+	// changed is closed (and replaced) at every table change: a broadcast
+	// that waiters select on without registering.
+	changed chan struct{}
 }
 
 // NewRoutes returns a table over the apps store's keys under prefix; Run fills it.
 func NewRoutes(cli *clientv3.Client, prefix string, log *slog.Logger) *Routes {
 	prefix = strings.TrimSuffix(prefix, "/")
-	r := &Routes{prefix: prefix, kinds: map[string]map[string][]byte{}}
+	r := &Routes{prefix: prefix, kinds: map[string]map[string][]byte{}, changed: make(chan struct{})}
 	r.snap.Store(&routeSnapshot{apps: map[apps.Ref]*AppRoutes{}, replicas: map[string]Route{}})
 	for _, kind := range []string{"apps", "revisions", "replicas"} {
 		r.mirrors = append(r.mirrors, &etcdmirror.Mirror{Cli: cli, Prefix: path.Join(prefix, kind) + "/", Log: log,
@@ -103,14 +105,11 @@ func (r *Routes) Synced() time.Time {
 	return oldest
 }
 
-// Changed returns a channel that receives after each table change (for tests
-// and waiters; sends never block).
+// Changed returns a channel closed at the next table change.
 func (r *Routes) Changed() <-chan struct{} {
-	ch := make(chan struct{}, 1)
 	r.mu.Lock()
-	r.subs = append(r.subs, ch)
-	r.mu.Unlock()
-	return ch
+	defer r.mu.Unlock()
+	return r.changed
 }
 
 func (r *Routes) update(kind string, kvs map[string][]byte) {
@@ -122,12 +121,8 @@ func (r *Routes) update(kind string, kvs map[string][]byte) {
 	}
 	r.kinds[kind] = cp
 	r.snap.Store(r.build())
-	for _, ch := range r.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 // build makes a snapshot from the latest key sets; called with mu held.

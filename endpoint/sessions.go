@@ -32,6 +32,11 @@ type Sessions struct {
 	holdsRep map[ReplicaRef]int // app-held leases naming a replica
 	holdsRev map[string]int     // app-held leases per revision key
 	lastBusy map[string]time.Time
+	perApp   map[apps.Ref]int // last totals, to tell which apps changed
+
+	// Notify, if set, is called (outside locks) with each app whose reported
+	// sessions changed: the reconciler's autoscaler reacts at once.
+	Notify func(apps.Ref)
 }
 
 // NewSessions returns a session table; local may be nil (an instance without a
@@ -39,7 +44,8 @@ type Sessions struct {
 func NewSessions(cli *clientv3.Client, prefix string, local *Counter, log *slog.Logger) *Sessions {
 	prefix = strings.TrimSuffix(prefix, "/")
 	s := &Sessions{local: local, started: time.Now(), loaded: map[string]bool{},
-		others: map[ReplicaRef]int{}, holdsRep: map[ReplicaRef]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{}}
+		others: map[ReplicaRef]int{}, holdsRep: map[ReplicaRef]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{},
+		perApp: map[apps.Ref]int{}}
 	sp, hp := path.Join(prefix, "sessions")+"/", path.Join(prefix, "holds")+"/"
 	s.mirrors = []*etcdmirror.Mirror{
 		{Cli: cli, Prefix: sp, Log: log, OnChange: func(kvs map[string][]byte) { s.updateSessions(sp, kvs) }},
@@ -63,6 +69,7 @@ func revKey(t, a, rev string) string { return t + "/" + a + "/" + rev }
 func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
 	others := map[ReplicaRef]int{}
 	busy := map[string]bool{}
+	totals := map[apps.Ref]int{}
 	for k, v := range kvs {
 		parts := strings.Split(strings.TrimPrefix(k, prefix), "/")
 		if len(parts) != 5 {
@@ -74,16 +81,34 @@ func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
 		}
 		r := ReplicaRef{Tenant: parts[1], App: parts[2], Revision: parts[3], Replica: parts[4]}
 		busy[r.String()], busy[revKey(r.Tenant, r.App, r.Revision)] = true, true
+		totals[apps.Ref{Tenant: r.Tenant, App: r.App}] += l.Total()
 		if s.local != nil && parts[0] == s.local.Instance {
 			continue // our own published copy: the live counter is fresher
 		}
 		others[r] += l.Total()
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.others = others
 	s.markBusy(busy)
 	s.loaded["sessions"] = true
+	var changed []apps.Ref
+	for ref, n := range totals {
+		if s.perApp[ref] != n {
+			changed = append(changed, ref)
+		}
+	}
+	for ref := range s.perApp {
+		if _, ok := totals[ref]; !ok {
+			changed = append(changed, ref)
+		}
+	}
+	s.perApp = totals
+	s.mu.Unlock()
+	if s.Notify != nil {
+		for _, ref := range changed {
+			s.Notify(ref)
+		}
+	}
 }
 
 type hold struct {

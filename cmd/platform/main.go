@@ -17,10 +17,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
@@ -70,6 +74,7 @@ type Config struct {
 	APIURL          string
 	Instance        string
 	DataDir         string
+	ReplicaDir      string
 	Etcd            []string
 	EtcdPrefix      string
 	Runtime         string
@@ -90,7 +95,6 @@ type Main struct {
 
 	etcd      *embed.Etcd
 	client    *clientv3.Client
-	runtime   *process.Runtime
 	server    *api.Server
 	ln        net.Listener
 	gateway   *http.Server
@@ -142,6 +146,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.APIURL, "api-url", env("DISCOVERY_API_URL", ""), "API base URL given to replicas in $DISCOVERY_API for app-held leases; default http://127.0.0.1:<api port> (env DISCOVERY_API_URL)")
 	fs.StringVar(&c.Instance, "instance", env("DISCOVERY_INSTANCE", ""), "this instance's name in session counts; default host-pid (env DISCOVERY_INSTANCE)")
 	fs.StringVar(&c.DataDir, "data-dir", env("DISCOVERY_DATA_DIR", "./data"), "data directory: embedded etcd, replica state and logs (env DISCOVERY_DATA_DIR)")
+	fs.StringVar(&c.ReplicaDir, "replica-dir", env("DISCOVERY_REPLICA_DIR", ""), "process runtime state (replica processes and logs); default <data-dir>/replicas. Instances on one machine that share an etcd share it too, so a new leader adopts the old one's replicas (env DISCOVERY_REPLICA_DIR)")
 	fs.StringVar(&etcd, "etcd", env("DISCOVERY_ETCD", ""), "comma-separated etcd endpoints; empty starts an embedded etcd (env DISCOVERY_ETCD)")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", env("DISCOVERY_ETCD_PREFIX", "/discovery"), "key prefix in etcd (env DISCOVERY_ETCD_PREFIX)")
 	fs.StringVar(&c.Runtime, "runtime", env("DISCOVERY_RUNTIME", "process"), "where replicas run: process (env DISCOVERY_RUNTIME)")
@@ -171,6 +176,9 @@ func (m *Main) ParseFlags(args []string) error {
 		}
 	default:
 		return fmt.Errorf("--role %q: want all, api or gateway", c.Role)
+	}
+	if c.ReplicaDir == "" {
+		c.ReplicaDir = filepath.Join(c.DataDir, "replicas")
 	}
 	if c.Instance == "" {
 		host, _ := os.Hostname()
@@ -303,13 +311,6 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		m.Log.Info("first start: wrote the admin token; use it as 'Authorization: Bearer <token>'", "file", file, "subject", authz.BootstrapSubject)
 	}
 	tenantOps := &apps.TenantService{Apps: svc, Tenants: ts, OnGone: az.DropTenant}
-	m.goRun(func() {
-		for etcdmirror.Sleep(bg, 2*time.Second) {
-			if err := tenantOps.FinishDeletions(bg); err != nil && bg.Err() == nil {
-				m.Log.Warn("finishing tenant deletions", "err", err)
-			}
-		}
-	})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -320,28 +321,47 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 	if apiURL == "" {
 		apiURL = "http://" + loopback(ln.Addr())
 	}
-	rt, err := process.New(process.Config{
-		StateDir:      filepath.Join(c.DataDir, "replicas"),
-		ProbeInterval: c.ProbeInterval,
-		Env:           append(os.Environ(), "DISCOVERY_API="+apiURL),
-		Logger:        m.Log.With("part", "runtime"),
-	})
-	if err != nil {
-		return fmt.Errorf("process runtime: %w", err)
-	}
-	m.runtime = rt
-
-	rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{
-		Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
-		Quotas: ts,
-		ReplicaEnv: func(id deployer.ReplicaID) map[string]string {
-			return map[string]string{"DISCOVERY_LEASE_TOKEN": tokens.LeaseToken(id.Tenant, id.App, id.Revision)}
-		},
-	})
-	m.goRun(func() {
-		if err := rec.Run(bg); err != nil {
-			m.Log.Error("reconciler stopped", "err", err)
+	// The reconciler (with its runtime) and the tenant janitor run on the
+	// elected leader only; every instance serves the API.
+	var current atomic.Pointer[deployer.Reconciler]
+	sessions.Notify = func(ref apps.Ref) {
+		if r := current.Load(); r != nil {
+			r.Enqueue(ref)
 		}
+	}
+	m.goRun(func() {
+		m.lead(bg, cli, func(lctx context.Context) {
+			rt, err := process.New(process.Config{
+				StateDir:      c.ReplicaDir,
+				ProbeInterval: c.ProbeInterval,
+				Env:           append(os.Environ(), "DISCOVERY_API="+apiURL),
+				Logger:        m.Log.With("part", "runtime"),
+			})
+			if err != nil {
+				m.Log.Error("process runtime", "err", err)
+				return
+			}
+			defer rt.Close()
+			rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{
+				Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
+				Quotas: ts,
+				ReplicaEnv: func(id deployer.ReplicaID) map[string]string {
+					return map[string]string{"DISCOVERY_LEASE_TOKEN": tokens.LeaseToken(id.Tenant, id.App, id.Revision)}
+				},
+			})
+			current.Store(rec)
+			defer current.Store(nil)
+			go func() {
+				for etcdmirror.Sleep(lctx, 2*time.Second) {
+					if err := tenantOps.FinishDeletions(lctx); err != nil && lctx.Err() == nil {
+						m.Log.Warn("finishing tenant deletions", "err", err)
+					}
+				}
+			}()
+			if err := rec.Run(lctx); err != nil {
+				m.Log.Error("reconciler stopped", "err", err)
+			}
+		})
 	})
 
 	public := c.PublicURL
@@ -360,7 +380,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		Authz:     az,
 		TenantOps: tenantOps,
 		Limiter:   api.NewLimiter(c.EndpointRate, c.EndpointBurst),
-		Logs:      rt,
+		Logs:      process.LogReader{StateDir: c.ReplicaDir},
 		Endpoints: alloc,
 		Holds:     endpoint.NewHolds(cli, c.EtcdPrefix),
 		Ready: func(ctx context.Context) error {
@@ -375,6 +395,49 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		}
 	})
 	return nil
+}
+
+var leaderChanges = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "discovery_leader_changes_total", Help: "Times this instance became the reconciler's leader.",
+})
+
+// lead campaigns for leadership (an etcd election with a 5 s session) and runs
+// work while this instance leads; when the session is lost (this instance was
+// cut off from etcd for longer than its TTL) work is cancelled and it campaigns
+// again. Another instance takes over within about the TTL after a leader dies.
+func (m *Main) lead(ctx context.Context, cli *clientv3.Client, work func(context.Context)) {
+	for ctx.Err() == nil {
+		sess, err := concurrency.NewSession(cli, concurrency.WithTTL(5), concurrency.WithContext(ctx))
+		if err != nil {
+			if ctx.Err() == nil {
+				m.Log.Warn("leader election: no session; retrying", "err", err)
+				etcdmirror.Sleep(ctx, time.Second)
+			}
+			continue
+		}
+		el := concurrency.NewElection(sess, m.Config.EtcdPrefix+"/leader")
+		if err := el.Campaign(ctx, m.Config.Instance); err != nil {
+			_ = sess.Close()
+			continue
+		}
+		leaderChanges.Inc()
+		m.Log.Info("became the reconciler's leader", "instance", m.Config.Instance)
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-sess.Done():
+				m.Log.Warn("lost leadership (etcd session ended)", "instance", m.Config.Instance)
+			case <-lctx.Done():
+			}
+			cancel()
+		}()
+		work(lctx)
+		cancel()
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = el.Resign(rctx)
+		rcancel()
+		_ = sess.Close()
+	}
 }
 
 // tokens signs with the HS256 secret when one is configured, else with the
@@ -452,9 +515,6 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
-	if m.runtime != nil {
-		errs = append(errs, m.runtime.Close())
-	}
 	if m.client != nil {
 		errs = append(errs, m.client.Close())
 	}

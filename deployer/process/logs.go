@@ -2,10 +2,15 @@ package process
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+
+	"github.com/discovery-platform/discovery/deployer"
 )
 
 // boundLog keeps a replica's log file bounded: once it passes 2*limit bytes it
@@ -69,4 +74,23 @@ func tailFile(path string, n int64) ([]byte, error) {
 		return nil, err
 	}
 	return b[:k], nil
+}
+
+// LogReader reads replicas' logs straight from a state directory, without a
+// Runtime: API instances that are not the reconciler's leader serve logs so.
+type LogReader struct{ StateDir string }
+
+// Logs returns up to tail bytes of the end of a replica's output.
+func (l LogReader) Logs(_ context.Context, id deployer.ReplicaID, tail int) ([]byte, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if tail <= 0 {
+		tail = 1 << 20
+	}
+	dir := filepath.Join(l.StateDir, dirName(id))
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("replica %s: %w", id.Replica, ErrNotFound)
+	}
+	return tailFile(filepath.Join(dir, logFile), int64(tail))
 }

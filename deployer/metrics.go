@@ -1,0 +1,61 @@
+package deployer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/discovery-platform/discovery/apps"
+)
+
+var (
+	replicasDesired = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "discovery_replicas_desired", Help: "Replicas the active revision should run (autoscaler or fixed).",
+	}, []string{"tenant", "app"})
+	replicasActual = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "discovery_replicas", Help: "Replicas recorded per app and revision state.",
+	}, []string{"tenant", "app", "state"})
+	rollouts = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "discovery_rollouts_total", Help: "Revisions that became active.",
+	}, []string{"tenant", "app"})
+	retirements = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "discovery_retirements_total", Help: "Revisions retired or failed, by outcome.",
+	}, []string{"tenant", "app", "state"})
+	revisionSessions = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "discovery_revision_sessions", Help: "Sessions per serving revision (connections, reservations, app-held leases).",
+	}, []string{"tenant", "app", "revision"})
+)
+
+// metrics records what the reconciler sees; a zero value is ready to use.
+type metrics struct{}
+
+func (metrics) desired(rev apps.Revision, n int) {
+	replicasDesired.WithLabelValues(rev.Tenant, rev.App).Set(float64(n))
+}
+
+func (metrics) transition(rev apps.Revision, to apps.RevisionState) {
+	switch to {
+	case apps.Active:
+		rollouts.WithLabelValues(rev.Tenant, rev.App).Inc()
+	case apps.Retired, apps.Failed:
+		retirements.WithLabelValues(rev.Tenant, rev.App, string(to)).Inc()
+		revisionSessions.DeleteLabelValues(rev.Tenant, rev.App, rev.ID)
+	}
+}
+
+func (metrics) observe(snap apps.Snapshot, sessions SessionCounter) {
+	byState := map[string]int{}
+	for _, r := range snap.Replicas {
+		byState[string(r.State)]++
+	}
+	for _, st := range []apps.ReplicaState{apps.ReplicaStarting, apps.ReplicaReady, apps.ReplicaUnhealthy, apps.ReplicaStopping, apps.ReplicaExited} {
+		replicasActual.WithLabelValues(snap.App.Tenant, snap.App.Name, string(st)).Set(float64(byState[string(st)]))
+	}
+	for _, rev := range snap.Revisions {
+		if rev.State.Serving() {
+			revisionSessions.WithLabelValues(rev.Tenant, rev.App, rev.ID).Set(float64(sessions.Revision(rev.Tenant, rev.App, rev.ID).Count))
+		}
+	}
+	if !snap.App.Autoscaled() {
+		replicasDesired.WithLabelValues(snap.App.Tenant, snap.App.Name).Set(float64(snap.App.Replicas))
+	}
+}

@@ -139,6 +139,19 @@ func (f *Framework) Start() {
 	}
 }
 
+// Alive reports whether the platform process runs.
+func (f *Framework) Alive() bool {
+	if f.cmd == nil {
+		return false
+	}
+	select {
+	case <-f.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Kill SIGKILLs the platform (not its replicas) and waits for it to be gone.
 func (f *Framework) Kill() {
 	if f.cmd == nil {

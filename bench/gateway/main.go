@@ -173,6 +173,18 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	dr := rttBench("ws://"+direct+"/ws", rtts)
 	fmt.Printf("direct   p50 %8s  p99 %8s\n", dr.p50, dr.p99)
 	fmt.Printf("gateway  p50 %8s  p99 %8s  (added p50 %s)\n", gw.p50, gw.p99, gw.p50-dr.p50)
+	if ng, err := startNginx(dir, direct); err != nil {
+		fmt.Println("nginx    skipped:", err)
+	} else {
+		nx := rttBench("ws://"+ng.addr+"/ws", rtts)
+		fmt.Printf("nginx    p50 %8s  p99 %8s  (added p50 %s)\n", nx.p50, nx.p99, nx.p50-dr.p50)
+		ng.stop()
+	}
+
+	fmt.Printf("\n== autoscaler: a burst of 300 sessions on an app with target 50 ==\n")
+	if err := benchBurst(base, echo, 300); err != nil {
+		return err
+	}
 
 	fmt.Printf("\n== memory per idle proxied WebSocket: %d sessions over %d gateway processes ==\n", conns, gateways)
 	return benchIdle(epURL, procs, conns)
@@ -419,4 +431,152 @@ func killMarked(marker string) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// startNginx runs Debian's nginx (if installed) on loopback, proxying
+// WebSocket to the replica at upstream: the same echo load, for comparison.
+func startNginx(dir, upstream string) (*proc, error) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		return nil, fmt.Errorf("nginx not installed (apt-get install nginx-light)")
+	}
+	ndir := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(ndir, 0o755); err != nil {
+		return nil, err
+	}
+	addr := freeAddr()
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fcgi;
+  uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  server {
+    listen %[2]s;
+    location / {
+      proxy_pass http://%[3]s;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_read_timeout 3600s;
+    }
+  }
+}
+`, ndir, addr, upstream)
+	cf := filepath.Join(ndir, "nginx.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-c", cf, "-p", ndir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, addr: addr}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("nginx did not listen on %s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// benchBurst opens n sessions at once on an autoscaled app and reports how
+// long until the replicas the autoscaler wants are ready.
+func benchBurst(base, echo string, n int) error {
+	if err := post(base, map[string]any{"name": "burst", "health_path": "/healthz", "target_sessions": 50, "max_sessions": 60,
+		"min_replicas": 1, "max_replicas": 8, "scale_down_delay": "5s"}); err != nil {
+		return err
+	}
+	if err := post(base+"/burst/revisions", map[string]any{"command": []string{echo}}); err != nil {
+		return err
+	}
+	epURL := base + "/burst/endpoint"
+	if err := waitHTTP(epURL, 60*time.Second); err != nil {
+		return err
+	}
+	want := (n + 49) / 50
+	t0 := time.Now()
+	var mu sync.Mutex
+	var held []*websocket.Conn
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ep, err := getEndpoint(epURL)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			c, _, err := websocket.DefaultDialer.Dial(ep.Endpoint+"ws", nil)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	connected := time.Since(t0)
+	for time.Since(t0) < 60*time.Second {
+		if ready, _ := readyReplicas(base + "/burst/revisions"); ready >= want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ready, _ := readyReplicas(base + "/burst/revisions")
+	fmt.Printf("%d sessions connected in %s (%d failed); %d ready replicas (want %d) %s after the burst began\n",
+		len(held), connected.Round(time.Millisecond), failed.Load(), ready, want, time.Since(t0).Round(time.Millisecond))
+	for _, c := range held {
+		_ = c.Close()
+	}
+	return nil
+}
+
+func readyReplicas(url string) (int, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Revisions []struct {
+			State    string
+			Replicas []struct{ State string }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range out.Revisions {
+		if r.State != "active" {
+			continue
+		}
+		for _, rep := range r.Replicas {
+			if rep.State == "ready" {
+				n++
+			}
+		}
+	}
+	return n, nil
 }

@@ -501,7 +501,11 @@ func (m *Main) GatewayAddr() string {
 func (m *Main) Close() error {
 	var errs []error
 	if m.server != nil {
-		errs = append(errs, m.server.App().ShutdownWithTimeout(10*time.Second))
+		// Idle keep-alive clients would hold the shutdown to its bound; past
+		// it they are simply closed, which is fine.
+		if err := m.server.App().ShutdownWithTimeout(5 * time.Second); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			errs = append(errs, err)
+		}
 	}
 	if m.gateway != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

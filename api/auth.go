@@ -1,7 +1,9 @@
 package api
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -35,6 +37,17 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return fiber.NewError(fiber.StatusUnauthorized, "invalid token: "+err.Error())
 	}
 	c.Locals(subjectKey, claims.Subject)
+	return s.writable(c)
+}
+
+// writable refuses a write at once while etcd is unreachable: nothing could be
+// stored, and waiting for the request timeout helps nobody.
+func (s *Server) writable(c *fiber.Ctx) error {
+	if s.cfg.Health != nil && c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+		if down, since := s.cfg.Health.Down(); down {
+			return fmt.Errorf("%w: etcd has been unreachable for %s; nothing was changed", errUnavailable, time.Since(since).Round(time.Second))
+		}
+	}
 	return c.Next()
 }
 

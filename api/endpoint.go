@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -44,6 +45,15 @@ func (s *Server) answerEndpoint(c *fiber.Ctx, tenant, app string) error {
 	}
 	if err := apps.ValidName("app", app); err != nil {
 		return err
+	}
+	if s.cfg.Health != nil {
+		if stale := s.cfg.Health.Stale(); stale > 0 {
+			if stale > s.cfg.StaleWindow {
+				return fmt.Errorf("%w: etcd has been unreachable for %s, longer than the %s this instance answers from memory", errUnavailable, stale.Round(time.Second), s.cfg.StaleWindow)
+			}
+			// Still useful: routes rarely change, and reconnects keep working.
+			c.Set("X-Discovery-Stale", strconv.Itoa(int(stale.Seconds())))
+		}
 	}
 	// A cold start may take a while: bound it by the request, not the
 	// short management timeout.

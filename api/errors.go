@@ -44,11 +44,15 @@ var errorCodes = []struct {
 	{apps.ErrConflict, fiber.StatusConflict, "conflict"},
 	{apps.ErrIllegalState, fiber.StatusConflict, "illegal_state"},
 	{errBadRequest, fiber.StatusBadRequest, "bad_request"},
+	{errUnavailable, fiber.StatusServiceUnavailable, "unavailable"},
 	{endpoint.ErrNoCapacity, fiber.StatusServiceUnavailable, "no_capacity"},
 	{endpoint.ErrNotServing, fiber.StatusServiceUnavailable, "not_serving"},
 }
 
-var errBadRequest = errors.New("bad request")
+var (
+	errBadRequest  = errors.New("bad request")
+	errUnavailable = errors.New("unavailable")
+)
 
 // errorHandler turns any error a handler returns into the JSON error body.
 // Internal errors are logged, never shown.

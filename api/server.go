@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -47,6 +48,11 @@ type Config struct {
 	TenantOps *apps.TenantService
 	// Limiter rate-limits the public get-endpoint per client address.
 	Limiter *Limiter
+	// Health tells whether etcd answers; nil means always.
+	Health Health
+	// StaleWindow is how long get-endpoint keeps answering from memory while
+	// etcd is unreachable (default 5 minutes).
+	StaleWindow time.Duration
 	// Ready reports whether the platform can serve (etcd reachable).
 	Ready func(ctx context.Context) error
 	// Gatherer serves /metrics; nil means the default registry.
@@ -69,6 +75,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.StaleWindow <= 0 {
+		cfg.StaleWindow = 5 * time.Minute
 	}
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.DefaultGatherer
@@ -144,7 +153,19 @@ func (s *Server) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.UserContext(), s.cfg.Timeout)
 }
 
+// Health is etcd's reachability (etcdhealth.Health).
+type Health interface {
+	Down() (bool, time.Time)
+	Stale() time.Duration
+}
+
 func (s *Server) readyz(c *fiber.Ctx) error {
+	if s.cfg.Health != nil {
+		if down, since := s.cfg.Health.Down(); down {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(errorBody{errorDetail{Code: "degraded",
+				Message: fmt.Sprintf("etcd unreachable for %s: open sessions and reconnects keep flowing, get-endpoint answers from memory, writes are refused", time.Since(since).Round(time.Second))}})
+		}
+	}
 	if s.cfg.Ready == nil {
 		return c.SendString("ok")
 	}

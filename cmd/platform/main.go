@@ -35,6 +35,7 @@ import (
 	"github.com/discovery-platform/discovery/deployer/process"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/endpoint/relay"
+	"github.com/discovery-platform/discovery/internal/etcdhealth"
 	"github.com/discovery-platform/discovery/internal/etcdmirror"
 	"github.com/discovery-platform/discovery/tenants"
 )
@@ -82,6 +83,7 @@ type Config struct {
 	JWTSecretFile   string
 	EndpointRate    float64
 	EndpointBurst   int
+	StaleWindow     time.Duration
 	ProbeInterval   time.Duration
 	Resync          time.Duration
 	LogLevel        string
@@ -154,6 +156,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", env("DISCOVERY_JWT_SECRET_FILE", ""), "sign tokens with HS256 and this shared secret (32+ bytes) instead of the platform's Ed25519 key (env DISCOVERY_JWT_SECRET_FILE)")
 	fs.Float64Var(&c.EndpointRate, "endpoint-rate", envFloat("DISCOVERY_ENDPOINT_RATE", 20), "get-endpoint calls per second per client address; 0 = unlimited (env DISCOVERY_ENDPOINT_RATE)")
 	fs.IntVar(&c.EndpointBurst, "endpoint-burst", int(envFloat("DISCOVERY_ENDPOINT_BURST", 40)), "get-endpoint burst per client address (env DISCOVERY_ENDPOINT_BURST)")
+	fs.DurationVar(&c.StaleWindow, "stale-window", envDuration("DISCOVERY_STALE_WINDOW", 5*time.Minute), "while etcd is unreachable, how long get-endpoint keeps answering from memory (env DISCOVERY_STALE_WINDOW)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
 	fs.DurationVar(&c.Resync, "resync", envDuration("DISCOVERY_RESYNC", 10*time.Second), "full reconcile interval (env DISCOVERY_RESYNC)")
 	fs.StringVar(&c.LogLevel, "log-level", env("DISCOVERY_LOG_LEVEL", "info"), "debug, info, warn or error (env DISCOVERY_LOG_LEVEL)")
@@ -311,6 +314,8 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		m.Log.Info("first start: wrote the admin token; use it as 'Authorization: Bearer <token>'", "file", file, "subject", authz.BootstrapSubject)
 	}
 	tenantOps := &apps.TenantService{Apps: svc, Tenants: ts, OnGone: az.DropTenant}
+	health := etcdhealth.New(cli, c.EtcdPrefix+"/tenants/"+tenants.Default, time.Second, m.Log.With("part", "etcd"))
+	m.goRun(func() { health.Run(bg) })
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -380,6 +385,8 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		Authz:     az,
 		TenantOps: tenantOps,
 		Limiter:   api.NewLimiter(c.EndpointRate, c.EndpointBurst),
+		Health:      health,
+		StaleWindow: c.StaleWindow,
 		Logs:      process.LogReader{StateDir: c.ReplicaDir},
 		Endpoints: alloc,
 		Holds:     endpoint.NewHolds(cli, c.EtcdPrefix),

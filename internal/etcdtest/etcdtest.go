@@ -19,6 +19,9 @@ type Etcd struct {
 	Server   *embed.Etcd
 	Client   *clientv3.Client
 	Endpoint string
+
+	dir          string
+	client, peer url.URL
 }
 
 // Start starts a member in t.TempDir() and returns it with a client.
@@ -34,6 +37,32 @@ func Start(t testing.TB) *Etcd {
 
 // StartAt starts a member with its data in dir.
 func StartAt(dir string) (*Etcd, error) {
+	client, peer, err := freeURLs()
+	if err != nil {
+		return nil, err
+	}
+	return start(dir, client, peer)
+}
+
+// Pause stops the member (the client stays, failing) to simulate an outage;
+// Resume starts it again on the same data and ports.
+func (e *Etcd) Pause() {
+	e.Server.Close()
+	<-e.Server.Server.StopNotify()
+}
+
+// Resume restarts a paused member on the same data dir and URLs.
+func (e *Etcd) Resume() error {
+	n, err := start(e.dir, e.client, e.peer)
+	if err != nil {
+		return err
+	}
+	_ = n.Client.Close()
+	e.Server = n.Server
+	return nil
+}
+
+func start(dir string, client, peer url.URL) (*Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.Name = "test"
@@ -41,10 +70,6 @@ func StartAt(dir string) (*Etcd, error) {
 	cfg.LogLevel = "error"
 	// A stopping member reports its closed listeners as errors: noise in tests.
 	cfg.LogOutputs = []string{"/dev/null"}
-	client, peer, err := freeURLs()
-	if err != nil {
-		return nil, err
-	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
@@ -63,7 +88,7 @@ func StartAt(dir string) (*Etcd, error) {
 		srv.Close()
 		return nil, err
 	}
-	return &Etcd{Server: srv, Client: cli, Endpoint: client.String()}, nil
+	return &Etcd{Server: srv, Client: cli, Endpoint: client.String(), dir: dir, client: client, peer: peer}, nil
 }
 
 // Stop closes the client and the member and waits for it to stop.

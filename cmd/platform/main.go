@@ -378,18 +378,18 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		return err
 	}
 	m.server = api.New(api.Config{
-		Apps:      svc,
-		Tenants:   ts,
-		Tokens:    tokens,
-		Auth:      az,
-		Authz:     az,
-		TenantOps: tenantOps,
-		Limiter:   api.NewLimiter(c.EndpointRate, c.EndpointBurst),
+		Apps:        svc,
+		Tenants:     ts,
+		Tokens:      tokens,
+		Auth:        az,
+		Authz:       az,
+		TenantOps:   tenantOps,
+		Limiter:     api.NewLimiter(c.EndpointRate, c.EndpointBurst),
 		Health:      health,
 		StaleWindow: c.StaleWindow,
-		Logs:      process.LogReader{StateDir: c.ReplicaDir},
-		Endpoints: alloc,
-		Holds:     endpoint.NewHolds(cli, c.EtcdPrefix),
+		Logs:        process.LogReader{StateDir: c.ReplicaDir},
+		Endpoints:   alloc,
+		Holds:       endpoint.NewHolds(cli, c.EtcdPrefix),
 		Ready: func(ctx context.Context) error {
 			_, err := cli.Get(ctx, c.EtcdPrefix+"/tenants/"+tenants.Default, clientv3.WithCountOnly())
 			return err

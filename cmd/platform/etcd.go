@@ -1,17 +1,42 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
-// startEmbeddedEtcd starts a single etcd member with its data in dir, on free
-// loopback ports, and returns it with its client URL. It compacts its history
-// hourly so a long-running install does not grow without bound.
+// etcdURLs are the embedded member's addresses, kept beside its data
+// (<data-dir>/etcd.urls) so a restart reuses them when free: `platform
+// backup` finds the running member there, and clients of a previous process
+// (an old process draining its sessions during an upgrade) reconnect.
+type etcdURLs struct {
+	Client string `json:"client"`
+	Peer   string `json:"peer"`
+}
+
+func urlsFile(dir string) string { return dir + ".urls" }
+
+func readURLs(dir string) (etcdURLs, error) {
+	var u etcdURLs
+	b, err := os.ReadFile(urlsFile(dir))
+	if err != nil {
+		return u, err
+	}
+	return u, json.Unmarshal(b, &u)
+}
+
+// startEmbeddedEtcd starts a single etcd member with its data in dir, on
+// loopback ports (the previous ones if still free), and returns it with its
+// client URL. It compacts its history hourly so a long-running install does
+// not grow without bound.
 func startEmbeddedEtcd(dir string) (*embed.Etcd, string, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
@@ -23,11 +48,15 @@ func startEmbeddedEtcd(dir string) (*embed.Etcd, string, error) {
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
 	cfg.TickMs, cfg.ElectionMs = 50, 500
-	client, err := freeURL()
+	prev, err := readURLs(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", err
+	}
+	client, err := reuseOrFree(prev.Client)
 	if err != nil {
 		return nil, "", err
 	}
-	peer, err := freeURL()
+	peer, err := reuseOrFree(prev.Peer)
 	if err != nil {
 		return nil, "", err
 	}
@@ -40,7 +69,6 @@ func startEmbeddedEtcd(dir string) (*embed.Etcd, string, error) {
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-		return e, client.String(), nil
 	case err := <-e.Err():
 		e.Close()
 		return nil, "", err
@@ -48,9 +76,22 @@ func startEmbeddedEtcd(dir string) (*embed.Etcd, string, error) {
 		e.Close()
 		return nil, "", fmt.Errorf("not ready within 60s")
 	}
+	b, _ := json.Marshal(etcdURLs{Client: client.String(), Peer: peer.String()})
+	if err := os.WriteFile(urlsFile(dir), b, 0o600); err != nil {
+		e.Close()
+		return nil, "", err
+	}
+	return e, client.String(), nil
 }
 
-func freeURL() (url.URL, error) {
+// reuseOrFree returns prev if its port can be bound now, else a free port.
+func reuseOrFree(prev string) (url.URL, error) {
+	if u, err := url.Parse(prev); err == nil && u.Host != "" {
+		if l, err := net.Listen("tcp", u.Host); err == nil {
+			l.Close()
+			return *u, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return url.URL{}, err

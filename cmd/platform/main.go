@@ -41,6 +41,17 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "backup" || os.Args[1] == "restore") {
+		run := backup
+		if os.Args[1] == "restore" {
+			run = restore
+		}
+		if err := run(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "platform:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -166,11 +177,7 @@ func (m *Main) ParseFlags(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	for _, e := range strings.Split(etcd, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			c.Etcd = append(c.Etcd, e)
-		}
-	}
+	c.Etcd = splitList(etcd)
 	switch c.Role {
 	case "all", "api":
 	case "gateway":

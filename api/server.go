@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -50,6 +51,13 @@ type Config struct {
 	Limiter *Limiter
 	// Health tells whether etcd answers; nil means always.
 	Health Health
+	// Version is the build's version, served at /version.
+	Version string
+	// Sessions reads live session counts (GET .../apps/{app}/sessions); nil
+	// answers empty counts.
+	Sessions SessionCounts
+	// Bridge serves the web dashboard under /bridge (nil: not served).
+	Bridge fiber.Handler
 	// StaleWindow is how long get-endpoint keeps answering from memory while
 	// etcd is unreachable (default 5 minutes).
 	StaleWindow time.Duration
@@ -103,6 +111,9 @@ func (s *Server) routes() {
 	a := s.app
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
 	a.Get("/readyz", s.readyz)
+	a.Get("/version", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"version": s.cfg.Version, "pid": os.Getpid()})
+	})
 	a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 
 	v1 := a.Group("/api/v1")
@@ -143,6 +154,13 @@ func (s *Server) routes() {
 	m.Post("/tenants/:tenant/apps/:app/revisions/:rev/activate", s.authorize("revisions", "write"), s.activate)
 	m.Post("/tenants/:tenant/apps/:app/revisions/:rev/retire", s.authorize("revisions", "write"), s.retire)
 	m.Get("/tenants/:tenant/apps/:app/revisions/:rev/replicas/:replica/logs", s.authorize("logs", "read"), s.replicaLogs)
+	// What live views read (stream.go).
+	m.Get("/whoami", s.whoami)
+	m.Get("/tenants/:tenant/apps/:app/events/stream", s.authorize("events", "read"), s.eventStream())
+	m.Get("/tenants/:tenant/apps/:app/sessions", s.authorize("revisions", "read"), s.sessions)
+	if s.cfg.Bridge != nil {
+		a.Use("/bridge", s.cfg.Bridge)
+	}
 	a.Use(func(c *fiber.Ctx) error {
 		return fiber.NewError(fiber.StatusNotFound, "no route "+c.Method()+" "+c.Path())
 	})

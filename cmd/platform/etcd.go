@@ -37,7 +37,7 @@ func readURLs(dir string) (etcdURLs, error) {
 // loopback ports (the previous ones if still free), and returns it with its
 // client URL. It compacts its history hourly so a long-running install does
 // not grow without bound.
-func startEmbeddedEtcd(dir string) (*embed.Etcd, string, error) {
+func startEmbeddedEtcd(dir string, waitPorts time.Duration) (*embed.Etcd, string, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.Name = "discovery"
@@ -51,6 +51,12 @@ func startEmbeddedEtcd(dir string) (*embed.Etcd, string, error) {
 	prev, err := readURLs(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", err
+	}
+	// During an upgrade the old process still holds the ports (and the data
+	// dir's lock) for a moment: wait for them, so clients of the old process
+	// reconnect to the same address.
+	for deadline := time.Now().Add(waitPorts); time.Now().Before(deadline) && !free(prev.Client); {
+		time.Sleep(50 * time.Millisecond)
 	}
 	client, err := reuseOrFree(prev.Client)
 	if err != nil {
@@ -82,6 +88,20 @@ func startEmbeddedEtcd(dir string) (*embed.Etcd, string, error) {
 		return nil, "", err
 	}
 	return e, client.String(), nil
+}
+
+// free reports whether the URL's port can be bound now ("" counts as free).
+func free(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return true
+	}
+	l, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // reuseOrFree returns prev if its port can be bound now, else a free port.

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudflare/tableflip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -31,6 +32,7 @@ import (
 	"github.com/discovery-platform/discovery/api"
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/authz"
+	"github.com/discovery-platform/discovery/bridge"
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/deployer/process"
 	"github.com/discovery-platform/discovery/endpoint"
@@ -60,6 +62,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "platform:", err)
 		os.Exit(2)
 	}
+	// tableflip hands the listening sockets to a new process on SIGHUP.
+	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: 2 * time.Minute})
+	if err != nil {
+		m.Log.Warn("in-place upgrades unavailable", "err", err)
+	} else {
+		m.Upg = upg
+		defer upg.Stop()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := m.Run(ctx); err != nil {
@@ -67,13 +77,44 @@ func main() {
 		_ = m.Close()
 		os.Exit(1)
 	}
-	<-ctx.Done()
-	m.Log.Info("shutting down; replicas keep running and are re-adopted at next start")
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	var exit <-chan struct{}
+	if m.Upg != nil {
+		exit = m.Upg.Exit()
+	}
+	for {
+		select {
+		case <-hup:
+			if m.Upg == nil {
+				m.Log.Warn("SIGHUP ignored: in-place upgrades unavailable")
+				continue
+			}
+			m.Log.Info("SIGHUP: starting the new binary; this process keeps its open sessions")
+			go func() {
+				if err := m.Upg.Upgrade(); err != nil {
+					m.Log.Error("upgrade failed; this process keeps serving", "err", err)
+				}
+			}()
+			continue
+		case <-exit:
+			m.Log.Info("the new process is ready: handing over, then draining open sessions", "drain_timeout", m.Config.DrainTimeout)
+			m.Handoff()
+		case <-ctx.Done():
+			m.Log.Info("stopping: no new connections; draining open sessions, replicas keep running", "drain_timeout", m.Config.DrainTimeout)
+			m.StopAccepting()
+			m.Drain(m.Config.DrainTimeout)
+		}
+		break
+	}
 	if err := m.Close(); err != nil {
 		m.Log.Error("shutdown", "err", err)
 		os.Exit(1)
 	}
 }
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
 
 // Config is the platform's configuration, from flags and environment.
 type Config struct {
@@ -95,6 +136,7 @@ type Config struct {
 	EndpointRate    float64
 	EndpointBurst   int
 	StaleWindow     time.Duration
+	DrainTimeout    time.Duration
 	ProbeInterval   time.Duration
 	Resync          time.Duration
 	LogLevel        string
@@ -105,6 +147,8 @@ type Config struct {
 type Main struct {
 	Config Config
 	Log    *slog.Logger
+	// Upg hands listeners to a new process on SIGHUP (nil: not supported).
+	Upg *tableflip.Upgrader
 
 	etcd      *embed.Etcd
 	client    *clientv3.Client
@@ -113,8 +157,11 @@ type Main struct {
 	gateway   *http.Server
 	gatewayLn net.Listener
 	relay     *relay.Relay
-	cancel    context.CancelFunc
+	cancel    context.CancelFunc // everything but the session counter
 	wg        sync.WaitGroup
+	keep      context.CancelFunc // the session counter: it runs until the last session ends
+	keepWG    sync.WaitGroup
+	stopOnce  sync.Once
 }
 
 // NewMain returns a platform with default configuration.
@@ -167,6 +214,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", env("DISCOVERY_JWT_SECRET_FILE", ""), "sign tokens with HS256 and this shared secret (32+ bytes) instead of the platform's Ed25519 key (env DISCOVERY_JWT_SECRET_FILE)")
 	fs.Float64Var(&c.EndpointRate, "endpoint-rate", envFloat("DISCOVERY_ENDPOINT_RATE", 20), "get-endpoint calls per second per client address; 0 = unlimited (env DISCOVERY_ENDPOINT_RATE)")
 	fs.IntVar(&c.EndpointBurst, "endpoint-burst", int(envFloat("DISCOVERY_ENDPOINT_BURST", 40)), "get-endpoint burst per client address (env DISCOVERY_ENDPOINT_BURST)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", envDuration("DISCOVERY_DRAIN_TIMEOUT", 10*time.Minute), "on SIGTERM or after a SIGHUP upgrade, how long open proxied sessions may run on before this process exits (env DISCOVERY_DRAIN_TIMEOUT)")
 	fs.DurationVar(&c.StaleWindow, "stale-window", envDuration("DISCOVERY_STALE_WINDOW", 5*time.Minute), "while etcd is unreachable, how long get-endpoint keeps answering from memory (env DISCOVERY_STALE_WINDOW)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
 	fs.DurationVar(&c.Resync, "resync", envDuration("DISCOVERY_RESYNC", 10*time.Second), "full reconcile interval (env DISCOVERY_RESYNC)")
@@ -212,9 +260,34 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return err
 	}
+	// Listeners first: after an upgrade they are inherited from the old
+	// process, which keeps its open sessions but must let go of etcd.
+	var err error
+	if c.Role == "all" || c.Role == "gateway" {
+		if m.gatewayLn, err = m.listen(c.GatewayAddr); err != nil {
+			return fmt.Errorf("listen %s: %w", c.GatewayAddr, err)
+		}
+	}
+	if c.Role == "all" || c.Role == "api" {
+		if m.ln, err = m.listen(c.Addr); err != nil {
+			return fmt.Errorf("listen %s: %w", c.Addr, err)
+		}
+	}
+	upgrading := m.Upg != nil && m.Upg.HasParent()
+	if upgrading {
+		// Connections wait in the sockets' backlog until we serve.
+		if err := m.Upg.Ready(); err != nil {
+			return err
+		}
+		m.Log.Info("in-place upgrade: sockets inherited; waiting for the old process to release etcd")
+	}
 	endpoints := c.Etcd
 	if len(endpoints) == 0 {
-		e, url, err := startEmbeddedEtcd(filepath.Join(c.DataDir, "etcd"))
+		wait := time.Duration(0)
+		if upgrading {
+			wait = 60 * time.Second
+		}
+		e, url, err := startEmbeddedEtcd(filepath.Join(c.DataDir, "etcd"), wait)
 		if err != nil {
 			return fmt.Errorf("embedded etcd: %w", err)
 		}
@@ -230,13 +303,16 @@ func (m *Main) Run(ctx context.Context) error {
 	m.client = cli
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
+	keep, keepCancel := context.WithCancel(context.Background())
+	m.keep = keepCancel
 
 	// Every role reads routes and counts sessions.
 	routes := endpoint.NewRoutes(cli, c.EtcdPrefix, m.Log.With("part", "routes"))
 	counter := endpoint.NewCounter(cli, endpoint.CounterConfig{Prefix: c.EtcdPrefix, Instance: c.Instance, Logger: m.Log.With("part", "counter")})
 	sessions := endpoint.NewSessions(cli, c.EtcdPrefix, counter, m.Log.With("part", "sessions"))
 	m.goRun(func() { routes.Run(bg) })
-	m.goRun(func() { counter.Run(bg) })
+	m.keepWG.Add(1)
+	go func() { defer m.keepWG.Done(); counter.Run(keep) }()
 	m.goRun(func() { sessions.Run(bg) })
 
 	if c.Role == "all" || c.Role == "gateway" {
@@ -249,7 +325,12 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	m.Log.Info("platform ready", "role", c.Role, "api", m.Addr(), "gateway", m.GatewayAddr(), "data_dir", c.DataDir, "instance", c.Instance)
+	if m.Upg != nil && !upgrading {
+		if err := m.Upg.Ready(); err != nil {
+			return err
+		}
+	}
+	m.Log.Info("platform ready", "version", version, "role", c.Role, "api", m.Addr(), "gateway", m.GatewayAddr(), "data_dir", c.DataDir, "instance", c.Instance)
 	return nil
 }
 
@@ -276,12 +357,13 @@ func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.Handle("/", gw) // anything else: the gateway's JSON 404
 	m.gateway = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	ln, err := net.Listen("tcp", m.Config.GatewayAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", m.Config.GatewayAddr, err)
-	}
-	m.gatewayLn = ln
+	ln := m.gatewayLn
 	m.goRun(func() {
+		// Serve only with a loaded route table: a reconnect must never get a
+		// 404 because the table was still empty (after an upgrade, say).
+		for i := 0; i < 1500 && routes.Synced().IsZero(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if err := m.gateway.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Log.Error("gateway stopped", "err", err)
 		}
@@ -324,11 +406,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 	health := etcdhealth.New(cli, c.EtcdPrefix+"/tenants/"+tenants.Default, time.Second, m.Log.With("part", "etcd"))
 	m.goRun(func() { health.Run(bg) })
 
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.Addr, err)
-	}
-	m.ln = ln
+	ln := m.ln
 	apiURL := c.APIURL
 	if apiURL == "" {
 		apiURL = "http://" + loopback(ln.Addr())
@@ -385,6 +463,8 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		return err
 	}
 	m.server = api.New(api.Config{
+		Bridge:      bridge.Handler(),
+		Sessions:    sessions,
 		Apps:        svc,
 		Tenants:     ts,
 		Tokens:      tokens,
@@ -393,6 +473,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		TenantOps:   tenantOps,
 		Limiter:     api.NewLimiter(c.EndpointRate, c.EndpointBurst),
 		Health:      health,
+		Version:     version,
 		StaleWindow: c.StaleWindow,
 		Logs:        process.LogReader{StateDir: c.ReplicaDir},
 		Endpoints:   alloc,
@@ -510,22 +591,68 @@ func (m *Main) GatewayAddr() string {
 	return m.gatewayLn.Addr().String()
 }
 
-// Close stops the API and the gateway (closing the sessions it proxies), the
-// reconciler and etcd. Replicas keep running.
-func (m *Main) Close() error {
-	var errs []error
-	if m.server != nil {
-		// Idle keep-alive clients would hold the shutdown to its bound; past
-		// it they are simply closed, which is fine.
-		if err := m.server.App().ShutdownWithTimeout(5 * time.Second); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			errs = append(errs, err)
+// listen opens a listening socket, inherited from the previous process
+// after an in-place upgrade.
+func (m *Main) listen(addr string) (net.Listener, error) {
+	if m.Upg != nil {
+		return m.Upg.Listen("tcp", addr)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// StopAccepting closes the API and the gateway to new connections; sessions
+// already upgraded stay with the relay.
+func (m *Main) StopAccepting() {
+	m.stopOnce.Do(func() {
+		if m.server != nil {
+			// Idle keep-alive clients would hold the shutdown to its bound;
+			// past it they are simply closed, which is fine.
+			_ = m.server.App().ShutdownWithTimeout(5 * time.Second)
 		}
+		if m.gateway != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = m.gateway.Shutdown(sctx)
+			cancel()
+		}
+	})
+}
+
+// Drain waits until the relay holds no session, or the bound passes.
+func (m *Main) Drain(bound time.Duration) {
+	if m.relay == nil {
+		return
 	}
-	if m.gateway != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		errs = append(errs, m.gateway.Shutdown(sctx))
-		cancel()
+	deadline := time.Now().Add(bound)
+	for m.relay.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
 	}
+	if n := m.relay.Len(); n > 0 {
+		m.Log.Warn("drain bound reached: closing the sessions still open", "sessions", n)
+	}
+}
+
+// Handoff runs in the old process once the new one is ready: stop serving,
+// let go of etcd (the new process opens the same data dir and ports), keep
+// relaying and counting the sessions already open until they end.
+func (m *Main) Handoff() {
+	m.StopAccepting()
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.etcd != nil {
+		m.etcd.Close()
+		<-m.etcd.Server.StopNotify()
+		m.etcd = nil
+	}
+	m.Drain(m.Config.DrainTimeout)
+}
+
+// Close stops everything: the API, the gateway (closing any session still
+// open), the reconciler, the session counter and etcd. Replicas keep running.
+func (m *Main) Close() error {
+	m.StopAccepting()
+	var errs []error
 	if m.relay != nil {
 		errs = append(errs, m.relay.Close())
 	}
@@ -533,6 +660,10 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.keep != nil {
+		m.keep()
+	}
+	m.keepWG.Wait()
 	if m.client != nil {
 		errs = append(errs, m.client.Close())
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -73,24 +72,31 @@ type Framework struct {
 	// Token is the bootstrap admin token the platform wrote on first start.
 	Token string
 	// Args are extra platform flags.
-	Args   []string
+	Args []string
+	// Binary is the platform binary to run (default: the one built for the run).
+	Binary string
 	cmd    *exec.Cmd
 	done   chan struct{}
-	logs   *bytes.Buffer
-	logsMu sync.Mutex
+	// logs is where the platform's stderr goes: a file, not a pipe, so that
+	// a process it hands its sockets to (an in-place upgrade) cannot keep
+	// Wait from returning.
+	logs string
 }
 
 // New prepares an installation; Start runs the platform on it.
 func New(t *testing.T) *Framework {
-	f := &Framework{t: t, DataDir: t.TempDir(), Marker: proctest.Marker(t), App: build.Binary(t), logs: &bytes.Buffer{}}
+	f := &Framework{t: t, DataDir: t.TempDir(), Marker: proctest.Marker(t), App: build.Binary(t)}
+	f.logs = filepath.Join(t.TempDir(), "platform.log")
 	f.Addr, f.Gateway = freeAddr(t), freeAddr(t)
 	t.Cleanup(func() {
 		f.Kill()
 		proctest.KillAll(f.Marker)
 		if t.Failed() {
-			f.logsMu.Lock()
-			t.Logf("platform log:\n%s", f.logs.String())
-			f.logsMu.Unlock()
+			b, _ := os.ReadFile(f.logs)
+			if len(b) > 40000 {
+				b = b[len(b)-40000:]
+			}
+			t.Logf("platform log (tail):\n%s", b)
 		}
 	})
 	return f
@@ -106,21 +112,21 @@ func freeAddr(t *testing.T) string {
 // Start runs the platform and waits until its API answers.
 func (f *Framework) Start() {
 	f.t.Helper()
-	cmd := exec.Command(platformBinary(f.t), "--addr", f.Addr, "--gateway-addr", f.Gateway, "--data-dir", f.DataDir,
+	bin := f.Binary
+	if bin == "" {
+		bin = platformBinary(f.t)
+	}
+	cmd := exec.Command(bin, "--addr", f.Addr, "--gateway-addr", f.Gateway, "--data-dir", f.DataDir,
 		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug", "--endpoint-rate", "0")
 	cmd.Args = append(cmd.Args, f.Args...)
 	cmd.Env = append(os.Environ(), f.Marker)
-	stderr, err := cmd.StderrPipe()
+	logf, err := os.OpenFile(f.logs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	require.NoError(f.t, err)
+	cmd.Stderr = logf
 	require.NoError(f.t, cmd.Start())
+	_ = logf.Close() // the child has its own copy
 	f.cmd, f.done = cmd, make(chan struct{})
 	go func(done chan struct{}) {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			f.logsMu.Lock()
-			f.logs.WriteString(sc.Text() + "\n")
-			f.logsMu.Unlock()
-		}
 		_ = cmd.Wait()
 		close(done)
 	}(f.done)

@@ -1,0 +1,158 @@
+package browser
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// rev is JavaScript reading one revision row of the app page.
+func rev(id, field string) string {
+	return fmt.Sprintf(`document.querySelector('#revisions tr[data-rev="%s"] [data-field="%s"]')?.textContent`, id, field)
+}
+
+// logHas is JavaScript: does the live activity log show a line of this type
+// (and revision, and text)?
+func logHas(typ, revision, text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#activity li[data-type="%s"]')].some(li => ('%s' === '' || li.dataset.revision === '%s') && li.textContent.includes(%q))`,
+		typ, revision, revision, text)
+}
+
+// player opens a WebSocket session to the app the way a game client does:
+// get-endpoint, then a dial of the endpoint it answered; it checks an echo.
+func player(t *testing.T, p *Platform, app string) (revision string) {
+	var ep struct{ Endpoint, Revision string }
+	require.Equal(t, 200, p.Call("", "GET", "/tenants/default/apps/"+app+"/endpoint", nil, &ep))
+	conn, _, err := websocket.DefaultDialer.Dial(ep.Endpoint+"ws", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte("hello")))
+	_, msg, err := conn.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(msg))
+	return ep.Revision
+}
+
+// TestBridgeRolloutStory is the dashboard's story: an operator signs in with
+// the admin token, creates an app, deploys it and watches it become active,
+// deploys again while a player is connected and watches the first revision
+// drain with its session, rolls back with the button, and sees every step in
+// the live activity log, all on one page load. Then a viewer signs in: no
+// button to deploy, and a forged deploy is refused.
+func TestBridgeRolloutStory(t *testing.T) {
+	b := NewBrowser(t) // first: without chromium nothing else is worth starting
+	p := StartPlatform(t)
+	const within = 30 * time.Second
+
+	// Sign in.
+	b.Do(chromedp.Navigate(p.URL() + "/bridge/"))
+	b.Wait("the login form", `document.querySelector('#login-form')`, within)
+	assert.Equal(t, "Sign in · Bridge", Eval[string](b, `document.title`))
+	b.Shot("login.png", false)
+	b.Do(chromedp.SendKeys(chromedp.CSS("#f-token"), p.Token), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	b.Wait("the tenants page with default's quota bars", `document.querySelector('[data-tenant="default"] [role="meter"]')`, within)
+	assert.Equal(t, "Tenants · Bridge", Eval[string](b, `document.title`))
+	b.Shot("tenants.png", false)
+
+	// Create an app with the form.
+	b.Do(chromedp.Click(chromedp.CSS(`[data-tenant="default"] h2 a`)))
+	b.Wait("the create-app form", `document.querySelector('#create-app-form')`, within)
+	b.Do(chromedp.SendKeys(chromedp.CSS("#f-name"), "arena"),
+		chromedp.SetValue(chromedp.CSS("#f-reconnect_grace"), "5m"),
+		chromedp.Click(chromedp.CSS("#create-app-btn")))
+	b.Wait("the app page", `document.title === 'arena · Bridge' && document.querySelector('#deploy-form')`, within)
+	b.Wait("the live activity log", `document.querySelector('#live.on')`, within)
+	b.Wait("app_created in the activity log", logHas("app_created", "", ""), within)
+	loaded := Eval[float64](b, `window.__marker = 1, window.__bridgeLoadedAt`)
+
+	// Deploy revision 1 and watch it go active, with progress shown.
+	b.Do(chromedp.SendKeys(chromedp.CSS("#f-command"), p.App),
+		chromedp.SendKeys(chromedp.CSS("#f-env"), "VERSION=v1"),
+		chromedp.Click(chromedp.CSS("#deploy-btn")))
+	b.Wait("revision 1 in the table", `document.querySelector('#revisions tr[data-rev]')`, within)
+	rev1 := Eval[string](b, `document.querySelector('#revisions tr[data-rev]').dataset.rev`)
+	b.Wait("revision 1 active", rev(rev1, "state")+` === 'active'`, within)
+	b.Wait("the rollout progress done", `document.querySelectorAll('#progress .steps li.done').length === 3`, within)
+	b.Wait("deployed, then active, in the log", logHas("deployed", rev1, "")+" && "+logHas("transition", rev1, "active"), within)
+
+	// A player connects: the page counts the session.
+	require.Equal(t, rev1, player(t, p, "arena"))
+	b.Wait("revision 1 shows 1 session", rev(rev1, "sessions")+` === '1'`, within)
+
+	// Deploy revision 2: revision 1 drains, keeping its player.
+	b.Do(chromedp.SetValue(chromedp.CSS("#f-env"), "VERSION=v2"), chromedp.Click(chromedp.CSS("#deploy-btn")))
+	b.Wait("revision 2 in the table", fmt.Sprintf(`[...document.querySelectorAll('#revisions tr[data-rev]')].some(r => r.dataset.rev !== '%s')`, rev1), within)
+	rev2 := Eval[string](b, fmt.Sprintf(`[...document.querySelectorAll('#revisions tr[data-rev]')].find(r => r.dataset.rev !== '%s').dataset.rev`, rev1))
+	b.Wait("revision 2 active", rev(rev2, "state")+` === 'active'`, within)
+	b.Wait("revision 1 draining with its 1 session", rev(rev1, "state")+` === 'draining' && `+rev(rev1, "sessions")+` === '1'`, within)
+	b.Wait("revision 1 draining, in the log", logHas("transition", rev1, "draining"), within)
+	// New players go to revision 2: the chart shows both lines.
+	require.Equal(t, rev2, player(t, p, "arena"))
+	require.Equal(t, rev2, player(t, p, "arena"))
+	b.Wait("revision 2 shows 2 sessions", rev(rev2, "sessions")+` === '2'`, within)
+	b.Wait("the chart draws both revisions", fmt.Sprintf(`document.querySelector('#chart polyline[data-rev="%s"]') && document.querySelector('#chart polyline[data-rev="%s"]')`, rev1, rev2), within)
+
+	// Roll back with the button, through the confirmation dialog.
+	Eval[chromedp.Void](b, `window.__clicks = []; document.addEventListener('click', e => window.__clicks.push(e.target.outerHTML.slice(0, 80) + ' @' + e.clientX + ',' + e.clientY), true)`)
+	t.Logf("DEBUG %s", Eval[string](b, fmt.Sprintf(`(() => { const el = document.querySelector('#revisions tr[data-rev="%s"] button[data-action="activate"]'); const r = el.getBoundingClientRect(); const at = document.elementFromPoint(r.x + r.width/2, r.y + r.height/2); return JSON.stringify({r, at: at && at.outerHTML.slice(0, 120), sy: window.scrollY, ih: window.innerHeight}); })()`, rev1)))
+	b.Do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#revisions tr[data-rev="%s"] button[data-action="activate"]`, rev1))))
+	t.Logf("DEBUG2 %s", Eval[string](b, `JSON.stringify({clicks: window.__clicks, sy: window.scrollY, open: document.querySelector('#confirm').open})`))
+	b.Wait("the confirmation dialog", `document.querySelector('#confirm').open`, within)
+	assert.Contains(t, Eval[string](b, `document.querySelector('#confirm-title').textContent`), rev1)
+	b.Do(chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.Wait("revision 1 active again, revision 2 draining", rev(rev1, "state")+` === 'active' && `+rev(rev2, "state")+` === 'draining'`, within)
+	b.Wait("the rollback in the log", logHas("transition", rev1, "re-activated")+" && "+logHas("transition", rev2, "draining"), within)
+	b.Wait("the chart's legend", `document.querySelectorAll('#chart .legend li').length >= 2`, within)
+	b.Shot("app.png", true)
+
+	// All of it on one page load: the activity log streamed, nothing reloaded.
+	assert.Equal(t, 1.0, Eval[float64](b, `window.__marker || 0`), "the page was reloaded")
+	assert.Equal(t, loaded, Eval[float64](b, `window.__bridgeLoadedAt`))
+
+	// The same page at phone width.
+	b.Do(chromedp.EmulateViewport(390, 844))
+	b.Wait("the revisions at phone width", `document.querySelector('#revisions tr[data-rev]').getBoundingClientRect().width <= 390`, within)
+	b.Shot("app-phone.png", false)
+	b.Do(chromedp.EmulateViewport(1280, 800))
+
+	// A replica's log tail.
+	b.Do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#revisions tr[data-rev="%s"] .replicas a`, rev1))))
+	b.Wait("the replica's output", `document.querySelector('#log-tail')?.textContent.includes('listening on')`, within)
+	b.Shot("replica-log.png", false)
+
+	// The apps of the tenant.
+	b.Do(chromedp.Click(chromedp.CSS(`#crumbs a[href="#/t/default"]`)))
+	b.Wait("the apps list", `document.querySelector('tr[data-app="arena"]')`, within)
+	b.Shot("apps.png", false)
+
+	// A viewer: no button it may not use, and the API refuses a forged deploy.
+	require.Equal(t, 200, p.Call(p.Token, "PUT", "/tenants/default/members/vic", map[string]string{"role": "viewer"}, nil))
+	var tok struct{ Token string }
+	require.Equal(t, 201, p.Call(p.Token, "POST", "/tokens", map[string]string{"subject": "vic"}, &tok))
+	b.Do(chromedp.Click(chromedp.CSS(`#who button`)))
+	b.Wait("the login form", `document.querySelector('#login-form')`, within)
+	b.Do(chromedp.SendKeys(chromedp.CSS("#f-token"), tok.Token), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	b.Wait("the viewer's tenants", `document.querySelector('[data-tenant="default"]')`, within)
+	b.Do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/t/default/a/arena'`))
+	b.Wait("the viewer's app page", rev(rev1, "state")+` === 'active' && document.querySelector('#activity li')`, within)
+	assert.Contains(t, Eval[string](b, `document.querySelector('#who').textContent`), "viewer")
+	for _, sel := range []string{"#deploy-form", "#deploy-btn", "#scale-form", "#delete-app-btn", "#revisions button"} {
+		assert.False(t, Eval[bool](b, fmt.Sprintf(`!!document.querySelector('%s')`, sel)), "a viewer sees %s", sel)
+	}
+	b.Shot("viewer.png", false)
+	forged := Eval[int](b, `fetch('/api/v1/tenants/default/apps/arena/revisions', {method: 'POST',
+		headers: {Authorization: 'Bearer ' + sessionStorage.getItem('bridge.token'), 'Content-Type': 'application/json'},
+		body: JSON.stringify({command: ['/bin/true']})}).then(r => r.status)`)
+	assert.Equal(t, 403, forged, "a forged deploy with the viewer's token")
+	assert.Equal(t, 403, p.Call(tok.Token, "POST", "/tenants/default/apps/arena/revisions/"+rev2+"/activate", nil, nil), "a forged rollback")
+	var revs struct{ Revisions []struct{ ID string } }
+	require.Equal(t, 200, p.Call(p.Token, "GET", "/tenants/default/apps/arena/revisions", nil, &revs))
+	assert.Len(t, revs.Revisions, 2, "the refused deploy created nothing")
+	assert.False(t, strings.Contains(Eval[string](b, `document.body.innerText`), "Deploy a new revision"))
+}

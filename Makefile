@@ -6,7 +6,7 @@ TEST_TIMEOUT  ?= 40m
 DATA_DIR      ?= ./data
 ADDR          ?= :4000
 
-.PHONY: all build run test test-short fuzz lint fmt vet staticcheck bench clean
+.PHONY: all build run test test-short test-browser fuzz lint fmt vet staticcheck bench clean
 
 all: build
 
@@ -32,6 +32,11 @@ fuzz:
 
 test-short:
 	$(GO) test -count=1 -short ./...
+
+# Bridge in a real browser (Debian's chromium; make test runs it too); it saves
+# screenshots to docs/screenshots.
+test-browser:
+	$(GO) test -count=1 -v ./test/browser/
 
 lint: fmt vet staticcheck
 

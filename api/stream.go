@@ -73,9 +73,9 @@ func (s *streamSlots) give(subject string) {
 // eventStream returns the handler of GET .../apps/{app}/events/stream: the
 // recent events (or those after ?after= / Last-Event-ID), then each new one
 // as it is written, as Server-Sent Events (id = event id, data = the event's
-// JSON), with a comment every few seconds. It ends when the client goes away, the
-// server shuts down, the app is deleted ("event: deleted") or the caller's
-// token or role is revoked.
+// JSON), with a comment every few seconds. It ends when the client goes away,
+// the server shuts down, the app is deleted ("event: deleted") or the
+// caller's token or role is revoked.
 func (s *Server) eventStream() fiber.Handler {
 	slots := &streamSlots{open: map[string]int{}, max: streamsPerSubject}
 	return func(c *fiber.Ctx) error {
@@ -83,8 +83,10 @@ func (s *Server) eventStream() fiber.Handler {
 		if err != nil {
 			return err
 		}
-		t, a, sub := c.Params("tenant"), c.Params("app"), subject(c)
-		after := c.Query("after", c.Get("Last-Event-ID"))
+		// Copies: fiber's strings point into buffers it reuses once the
+		// handler returns, and the stream outlives the handler.
+		t, a, sub := strings.Clone(c.Params("tenant")), strings.Clone(c.Params("app")), strings.Clone(subject(c))
+		after := strings.Clone(c.Query("after", c.Get("Last-Event-ID")))
 		ctx, cancel := s.ctx(c)
 		first, err := s.cfg.Apps.Events(ctx, t, a, after, limit)
 		cancel()
@@ -95,7 +97,7 @@ func (s *Server) eventStream() fiber.Handler {
 			return fiber.NewError(fiber.StatusTooManyRequests, fmt.Sprintf("subject %s has %d event streams open already", sub, streamsPerSubject))
 		}
 		token, _ := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-		token = strings.TrimSpace(token)
+		token = strings.Clone(strings.TrimSpace(token))
 		c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
 		c.Set(fiber.HeaderCacheControl, "no-cache")
 		c.Set("X-Accel-Buffering", "no")

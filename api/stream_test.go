@@ -17,6 +17,14 @@ import (
 	"github.com/discovery-platform/discovery/apps"
 )
 
+// settledWorld is an authWorld served by a second instance, started after
+// every grant: it loads the whole policy from etcd, so none of the first
+// instance's policy reloads can still be in flight under a test.
+func settledWorld(t *testing.T) (*authWorld, *instance) {
+	w := newAuthWorld(t)
+	return w, newInstance(t, w.etcd.Endpoint)
+}
+
 // serve runs the instance's API on a real loopback listener (a stream never
 // ends, so app.Test cannot read it) and returns its base URL.
 func serve(t *testing.T, inst *instance) string {
@@ -75,8 +83,8 @@ func (s *sse) next() (event string, ev apps.Event, err error) {
 }
 
 func TestEventStreamDeliversEventsAppendedAfterItStarted(t *testing.T) {
-	w := newAuthWorld(t)
-	url := serve(t, w.inst)
+	w, inst := settledWorld(t)
+	url := serve(t, inst)
 	stream := url + "/api/v1/tenants/a/apps/app1/events/stream"
 
 	s, code := openStream(t, stream, w.tokens["viewer"])
@@ -87,7 +95,7 @@ func TestEventStreamDeliversEventsAppendedAfterItStarted(t *testing.T) {
 	assert.Equal(t, apps.EventAppCreated, ev.Type, "the recent events come first")
 
 	// A change made after the stream opened arrives on it, without a new request.
-	code, body := w.call(w.inst, "PATCH", "/api/v1/tenants/a/apps/app1", `{"max_sessions":7}`, w.tokens["deployer"])
+	code, body := w.call(inst, "PATCH", "/api/v1/tenants/a/apps/app1", `{"max_sessions":7}`, w.tokens["deployer"])
 	require.Equal(t, 200, code, body)
 	_, ev, err = s.next()
 	require.NoError(t, err)
@@ -97,14 +105,14 @@ func TestEventStreamDeliversEventsAppendedAfterItStarted(t *testing.T) {
 	// Resuming after the last id sees only what came later.
 	s2, code := openStream(t, stream+"?after="+ev.ID, w.tokens["viewer"])
 	require.Equal(t, 200, code)
-	code, _ = w.call(w.inst, "POST", "/api/v1/tenants/a/apps/app1/revisions", `{"command":["/bin/true"]}`, w.tokens["deployer"])
+	code, _ = w.call(inst, "POST", "/api/v1/tenants/a/apps/app1/revisions", `{"command":["/bin/true"]}`, w.tokens["deployer"])
 	require.Equal(t, 202, code)
 	_, ev2, err := s2.next()
 	require.NoError(t, err)
 	assert.Equal(t, apps.EventDeployed, ev2.Type)
 
 	// The server shutting down ends open streams (it would wait on them otherwise).
-	require.NoError(t, w.inst.srv.App().ShutdownWithTimeout(5*time.Second))
+	require.NoError(t, inst.srv.App().ShutdownWithTimeout(5*time.Second))
 	for err == nil {
 		_, _, err = s.next()
 	}
@@ -112,8 +120,8 @@ func TestEventStreamDeliversEventsAppendedAfterItStarted(t *testing.T) {
 }
 
 func TestEventStreamIsAuthorizedAndBounded(t *testing.T) {
-	w := newAuthWorld(t)
-	url := serve(t, w.inst)
+	w, inst := settledWorld(t)
+	url := serve(t, inst)
 	stream := url + "/api/v1/tenants/a/apps/app1/events/stream"
 	for _, c := range []struct {
 		name, url, token string
@@ -160,7 +168,7 @@ func TestEventStreamIsAuthorizedAndBounded(t *testing.T) {
 }
 
 func TestWhoamiAndSessionsFollowTheRoles(t *testing.T) {
-	w := newAuthWorld(t)
+	w, inst := settledWorld(t)
 	for _, role := range []string{"admin", "owner", "deployer", "viewer", "stranger"} {
 		var me struct {
 			Subject string
@@ -168,7 +176,7 @@ func TestWhoamiAndSessionsFollowTheRoles(t *testing.T) {
 			Role    string
 			Can     map[string]bool
 		}
-		code, body := w.call(w.inst, "GET", "/api/v1/whoami?tenant=a", "", w.tokens[role])
+		code, body := w.call(inst, "GET", "/api/v1/whoami?tenant=a", "", w.tokens[role])
 		require.Equal(t, 200, code, body)
 		require.NoError(t, json.Unmarshal([]byte(body), &me), body)
 		assert.Equal(t, role == "admin", me.Admin, role)
@@ -179,7 +187,7 @@ func TestWhoamiAndSessionsFollowTheRoles(t *testing.T) {
 			assert.Equal(t, role == "admin" || may[role][perm], me.Can[perm], "%s %s", role, perm)
 		}
 
-		code, body = w.call(w.inst, "GET", "/api/v1/tenants/a/apps/app1/sessions", "", w.tokens[role])
+		code, body = w.call(inst, "GET", "/api/v1/tenants/a/apps/app1/sessions", "", w.tokens[role])
 		if role == "stranger" {
 			assert.Equal(t, 403, code, body)
 		} else {
@@ -187,8 +195,8 @@ func TestWhoamiAndSessionsFollowTheRoles(t *testing.T) {
 			assert.Contains(t, body, `"revisions":{}`, "no serving revision, no count")
 		}
 	}
-	code, _ := w.call(w.inst, "GET", "/api/v1/whoami", "", "")
+	code, _ := w.call(inst, "GET", "/api/v1/whoami", "", "")
 	assert.Equal(t, 401, code)
-	code, _ = w.call(w.inst, "GET", "/api/v1/whoami?tenant=Not_A_Name", "", w.tokens["viewer"])
+	code, _ = w.call(inst, "GET", "/api/v1/whoami?tenant=Not_A_Name", "", w.tokens["viewer"])
 	assert.Equal(t, 400, code)
 }

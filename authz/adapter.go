@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/casbin/casbin/v2/model"
@@ -20,6 +21,19 @@ import (
 type adapter struct {
 	cli    *clientv3.Client
 	prefix string // ends in "/"
+	// loaded is the etcd revision of the newest policy read; written that of
+	// the newest policy write. A reload that read before our own write would
+	// undo it in memory until the next reload: settle waits for that one.
+	loaded, written atomic.Int64
+}
+
+func raise(v *atomic.Int64, rev int64) {
+	for {
+		cur := v.Load()
+		if rev <= cur || v.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 var _ persist.Adapter = (*adapter)(nil)
@@ -44,6 +58,7 @@ func (a *adapter) LoadPolicy(m model.Model) error {
 	if err != nil {
 		return fmt.Errorf("load policy: %w", err)
 	}
+	defer raise(&a.loaded, resp.Header.Revision)
 	for _, kv := range resp.Kvs {
 		var rule []string
 		if json.Unmarshal(kv.Value, &rule) != nil || len(rule) < 2 {
@@ -89,9 +104,11 @@ func (a *adapter) SavePolicy(m model.Model) error {
 	}
 	for len(ops) > 0 {
 		n := min(len(ops), 100)
-		if _, err := a.cli.Txn(c).Then(ops[:n]...).Commit(); err != nil {
+		resp, err := a.cli.Txn(c).Then(ops[:n]...).Commit()
+		if err != nil {
 			return err
 		}
+		raise(&a.written, resp.Header.Revision)
 		ops = ops[n:]
 	}
 	return nil
@@ -102,7 +119,10 @@ func (a *adapter) AddPolicy(_ string, ptype string, rule []string) error {
 	b, _ := json.Marshal(append([]string{ptype}, rule...))
 	c, cancel := ctx()
 	defer cancel()
-	_, err := a.cli.Put(c, a.key(ptype, rule), string(b))
+	resp, err := a.cli.Put(c, a.key(ptype, rule), string(b))
+	if err == nil {
+		raise(&a.written, resp.Header.Revision)
+	}
 	return err
 }
 
@@ -110,7 +130,10 @@ func (a *adapter) AddPolicy(_ string, ptype string, rule []string) error {
 func (a *adapter) RemovePolicy(_ string, ptype string, rule []string) error {
 	c, cancel := ctx()
 	defer cancel()
-	_, err := a.cli.Delete(c, a.key(ptype, rule))
+	resp, err := a.cli.Delete(c, a.key(ptype, rule))
+	if err == nil {
+		raise(&a.written, resp.Header.Revision)
+	}
 	return err
 }
 
@@ -143,9 +166,11 @@ func (a *adapter) RemoveFilteredPolicy(_ string, ptype string, fieldIndex int, f
 	}
 	for len(ops) > 0 {
 		n := min(len(ops), 100)
-		if _, err := a.cli.Txn(c).Then(ops[:n]...).Commit(); err != nil {
+		resp, err := a.cli.Txn(c).Then(ops[:n]...).Commit()
+		if err != nil {
 			return err
 		}
+		raise(&a.written, resp.Header.Revision)
 		ops = ops[n:]
 	}
 	return nil

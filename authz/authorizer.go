@@ -78,6 +78,7 @@ func ValidRole(role string) bool {
 type Authorizer struct {
 	Tokens   *Tokens
 	enforcer *casbin.SyncedEnforcer
+	adapter  *adapter
 	mirrors  []*etcdmirror.Mirror
 	cli      *clientv3.Client
 	prefix   string
@@ -99,7 +100,8 @@ func NewAuthorizer(cli *clientv3.Client, prefix string, tokens *Tokens, log *slo
 	if err != nil {
 		return nil, err
 	}
-	e, err := casbin.NewSyncedEnforcer(m, newAdapter(cli, prefix))
+	ad := newAdapter(cli, prefix)
+	e, err := casbin.NewSyncedEnforcer(m, ad)
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
@@ -110,7 +112,7 @@ func NewAuthorizer(cli *clientv3.Client, prefix string, tokens *Tokens, log *slo
 			}
 		}
 	}
-	a := &Authorizer{Tokens: tokens, enforcer: e, cli: cli, prefix: prefix, log: log, reloads: make(chan struct{}, 1)}
+	a := &Authorizer{Tokens: tokens, enforcer: e, adapter: ad, cli: cli, prefix: prefix, log: log, reloads: make(chan struct{}, 1)}
 	a.mirrors = []*etcdmirror.Mirror{
 		{Cli: cli, Prefix: path.Join(prefix, "authz", "policy") + "/", Log: log, OnChange: func(map[string][]byte) { a.reload() }},
 		{Cli: cli, Prefix: path.Join(prefix, "authz", "revoked") + "/", Log: log, OnChange: a.revocations},
@@ -189,18 +191,41 @@ func (a *Authorizer) Grant(subject, role, tenant string) error {
 	if ok, _ := a.enforcer.HasGroupingPolicy(subject, role, tenant); ok {
 		return nil
 	}
-	_, err := a.enforcer.AddGroupingPolicy(subject, role, tenant)
-	return err
+	if _, err := a.enforcer.AddGroupingPolicy(subject, role, tenant); err != nil {
+		return err
+	}
+	a.settle()
+	return nil
+}
+
+// settle waits (briefly) until a policy reload has read our own latest write,
+// so a reload that started before it cannot leave this instance without it:
+// the caller's next request sees the change.
+func (a *Authorizer) settle() {
+	if len(a.mirrors) == 0 {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for a.adapter.loaded.Load() < a.adapter.written.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // RevokeRoles takes every role subject has in tenant away.
 func (a *Authorizer) RevokeRoles(subject, tenant string) (bool, error) {
-	return a.enforcer.RemoveFilteredGroupingPolicy(0, subject, "", tenant)
+	ok, err := a.enforcer.RemoveFilteredGroupingPolicy(0, subject, "", tenant)
+	if err == nil {
+		a.settle()
+	}
+	return ok, err
 }
 
 // DropTenant removes every role binding of a tenant (when it is deleted).
 func (a *Authorizer) DropTenant(tenant string) error {
 	_, err := a.enforcer.RemoveFilteredGroupingPolicy(2, tenant)
+	if err == nil {
+		a.settle()
+	}
 	return err
 }
 

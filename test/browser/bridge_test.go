@@ -55,7 +55,10 @@ func TestBridgeRolloutStory(t *testing.T) {
 	b.Wait("the login form", `document.querySelector('#login-form')`, within)
 	assert.Equal(t, "Sign in · Bridge", Eval[string](b, `document.title`))
 	b.Shot("login.png", false)
-	b.Do(chromedp.SendKeys(chromedp.CSS("#f-token"), p.Token), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	signIn := func(token string) {
+		b.Do(chromedp.SendKeys(chromedp.CSS("#f-token"), token), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	}
+	signIn(p.Token)
 	b.Wait("the tenants page with default's quota bars", `document.querySelector('[data-tenant="default"] [role="meter"]')`, within)
 	assert.Equal(t, "Tenants · Bridge", Eval[string](b, `document.title`))
 	b.Shot("tenants.png", false)
@@ -99,10 +102,7 @@ func TestBridgeRolloutStory(t *testing.T) {
 	b.Wait("the chart draws both revisions", fmt.Sprintf(`document.querySelector('#chart polyline[data-rev="%s"]') && document.querySelector('#chart polyline[data-rev="%s"]')`, rev1, rev2), within)
 
 	// Roll back with the button, through the confirmation dialog.
-	Eval[chromedp.Void](b, `window.__clicks = []; document.addEventListener('click', e => window.__clicks.push(e.target.outerHTML.slice(0, 80) + ' @' + e.clientX + ',' + e.clientY), true)`)
-	t.Logf("DEBUG %s", Eval[string](b, fmt.Sprintf(`(() => { const el = document.querySelector('#revisions tr[data-rev="%s"] button[data-action="activate"]'); const r = el.getBoundingClientRect(); const at = document.elementFromPoint(r.x + r.width/2, r.y + r.height/2); return JSON.stringify({r, at: at && at.outerHTML.slice(0, 120), sy: window.scrollY, ih: window.innerHeight}); })()`, rev1)))
 	b.Do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#revisions tr[data-rev="%s"] button[data-action="activate"]`, rev1))))
-	t.Logf("DEBUG2 %s", Eval[string](b, `JSON.stringify({clicks: window.__clicks, sy: window.scrollY, open: document.querySelector('#confirm').open})`))
 	b.Wait("the confirmation dialog", `document.querySelector('#confirm').open`, within)
 	assert.Contains(t, Eval[string](b, `document.querySelector('#confirm-title').textContent`), rev1)
 	b.Do(chromedp.Click(chromedp.CSS("#confirm-ok")))
@@ -131,13 +131,21 @@ func TestBridgeRolloutStory(t *testing.T) {
 	b.Wait("the apps list", `document.querySelector('tr[data-app="arena"]')`, within)
 	b.Shot("apps.png", false)
 
+	// Scale with the form: the active revision gets a second replica.
+	b.Do(chromedp.Click(chromedp.CSS(`tr[data-app="arena"] a`)))
+	b.Wait("the scale form", `document.querySelector('#scale-form')`, within)
+	b.Do(chromedp.SetValue(chromedp.CSS("#f-replicas"), "2"), chromedp.Click(chromedp.CSS("#scale-btn")))
+	b.Wait("the settings say 2 replicas", `document.querySelector('#settings').textContent.startsWith('2 replicas')`, within)
+	b.Wait("2 ready replicas of the active revision", fmt.Sprintf(`document.querySelectorAll('#revisions tr[data-rev="%s"] .replicas .dot.ready').length === 2`, rev1), within)
+	b.Wait("app_updated in the log", logHas("app_updated", "", ""), within)
+
 	// A viewer: no button it may not use, and the API refuses a forged deploy.
 	require.Equal(t, 200, p.Call(p.Token, "PUT", "/tenants/default/members/vic", map[string]string{"role": "viewer"}, nil))
 	var tok struct{ Token string }
 	require.Equal(t, 201, p.Call(p.Token, "POST", "/tokens", map[string]string{"subject": "vic"}, &tok))
 	b.Do(chromedp.Click(chromedp.CSS(`#who button`)))
 	b.Wait("the login form", `document.querySelector('#login-form')`, within)
-	b.Do(chromedp.SendKeys(chromedp.CSS("#f-token"), tok.Token), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	signIn(tok.Token)
 	b.Wait("the viewer's tenants", `document.querySelector('[data-tenant="default"]')`, within)
 	b.Do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/t/default/a/arena'`))
 	b.Wait("the viewer's app page", rev(rev1, "state")+` === 'active' && document.querySelector('#activity li')`, within)
@@ -155,4 +163,17 @@ func TestBridgeRolloutStory(t *testing.T) {
 	require.Equal(t, 200, p.Call(p.Token, "GET", "/tenants/default/apps/arena/revisions", nil, &revs))
 	assert.Len(t, revs.Revisions, 2, "the refused deploy created nothing")
 	assert.False(t, strings.Contains(Eval[string](b, `document.body.innerText`), "Deploy a new revision"))
+
+	// The admin deletes the app with the button; the page goes back to the
+	// tenant's apps once it is gone (its log goes with it).
+	b.Do(chromedp.Click(chromedp.CSS(`#who button`)))
+	b.Wait("the login form", `document.querySelector('#login-form')`, within)
+	b.Do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/t/default/a/arena'`))
+	signIn(p.Token)
+	b.Wait("the app page again, after the sign-in", `document.querySelector('#delete-app-btn')`, within)
+	b.Do(chromedp.Click(chromedp.CSS("#delete-app-btn")))
+	b.Wait("the confirmation dialog", `document.querySelector('#confirm').open`, within)
+	b.Do(chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.Wait("the apps page without arena", `location.hash === '#/t/default' && document.querySelector('h1')?.textContent.startsWith('Apps') && !document.querySelector('tr[data-app="arena"]')`, within)
+	assert.Empty(t, b.Exceptions(), "the page threw")
 }

@@ -188,6 +188,15 @@ type Browser struct {
 	ctx     context.Context
 	mu      sync.Mutex
 	console []string // what the page wrote to its console, shown on failure
+	// exceptions are the page's uncaught exceptions and unhandled rejections.
+	exceptions []string
+}
+
+// Exceptions returns the page's uncaught exceptions so far.
+func (b *Browser) Exceptions() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.exceptions...)
 }
 
 // NewBrowser starts chromium at 1280x800; it is closed at cleanup.
@@ -218,7 +227,10 @@ func NewBrowser(t *testing.T) *Browser {
 				return
 			}
 			b.mu.Lock()
-			b.console = append(b.console, m.String())
+			b.console = append(b.console, m.Time.String()+" "+m.URL+" "+m.String())
+			if m.IsException() {
+				b.exceptions = append(b.exceptions, m.String())
+			}
 			b.mu.Unlock()
 		}
 	}()

@@ -1,0 +1,546 @@
+// Bridge: Discovery's dashboard. A page that routes itself (#/…) and calls the
+// REST API with the operator's token; every rule (who may do what, which state
+// may follow which) lives in the platform, never here.
+'use strict';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const main = $('#main');
+const TOKEN_KEY = 'bridge.token';
+const HISTORY_MS = 5 * 60 * 1000; // the sessions chart's window, at most
+const MIN_SPAN_MS = 10 * 1000; // and at least: a fresh page uses the whole width
+const COLORS = ['#0b6bcb', '#d97706', '#15803d', '#be185d', '#0e7490', '#b91c1c'];
+window.__bridgeLoadedAt = Date.now(); // tests check the page never reloads
+
+// h builds an element: h('a', {href: '#/'}, 'text', child…). Text is always
+// a text node, so nothing the API returns is ever parsed as HTML.
+function h(tag, attrs, ...kids) {
+  const svg = ['svg', 'polyline', 'line', 'text', 'circle', 'title'].includes(tag);
+  const el = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v == null) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat(Infinity)) if (kid != null && kid !== false) el.append(kid instanceof Node ? kid : String(kid));
+  return el;
+}
+
+// ---- the API -------------------------------------------------------------
+
+class APIError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(method, path, body, signal) {
+  const headers = { Authorization: 'Bearer ' + sessionStorage.getItem(TOKEN_KEY) };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch('/api/v1' + path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  const json = (res.headers.get('Content-Type') || '').includes('json');
+  const data = json && text ? JSON.parse(text) : text; // text: a replica's log
+  if (res.status === 401 && path !== '/whoami?login=1') { signOut('Your token was refused; sign in again.'); }
+  if (!res.ok) {
+    const e = (data && data.error) || {};
+    throw new APIError(res.status, e.code || 'error', e.message || res.statusText);
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+const appPath = (t, a) => `/tenants/${enc(t)}/apps/${enc(a)}`;
+
+// ---- small helpers -------------------------------------------------------
+
+function flash(msg, kind = 'ok') {
+  const f = $('#flash');
+  flash.at = Date.now();
+  f.replaceChildren(h('p', { class: kind }, msg));
+  f.setAttribute('role', kind === 'err' ? 'alert' : 'status');
+  clearTimeout(flash.timer);
+  if (kind === 'ok') flash.timer = setTimeout(() => f.replaceChildren(), 6000);
+}
+
+function age(iso) {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 60) return Math.floor(s) + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm';
+  if (s < 86400) return Math.floor(s / 3600) + 'h';
+  return Math.floor(s / 86400) + 'd';
+}
+
+const clock = iso => new Date(iso).toLocaleTimeString([], { hour12: false });
+const plural = (n, one) => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+function confirmAction(title, text, okLabel) {
+  const d = $('#confirm');
+  if (typeof d.showModal !== 'function') return Promise.resolve(window.confirm(title + '\n' + text));
+  $('#confirm-title').textContent = title;
+  $('#confirm-text').textContent = text;
+  $('#confirm-ok').textContent = okLabel;
+  d.returnValue = 'cancel';
+  d.showModal();
+  $('#confirm-ok').focus();
+  return new Promise(resolve => d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true }));
+}
+
+// busy disables a button while its request runs, and reports the outcome.
+async function busy(button, work, done) {
+  if (button) button.disabled = true;
+  try { const out = await work(); if (done) flash(done(out)); return out; }
+  catch (e) { flash(e.message, 'err'); }
+  finally { if (button) button.disabled = false; }
+}
+
+function field(label, name, attrs = {}, hint) {
+  const id = 'f-' + name;
+  return h('div', { class: 'field' },
+    h('label', { for: id }, label),
+    attrs.rows ? h('textarea', { id, name, ...attrs }) : h('input', { id, name, type: 'text', ...attrs }),
+    hint && h('small', { id: id + '-hint', class: 'hint' }, hint));
+}
+
+function formValues(form) { return Object.fromEntries(new FormData(form).entries()); }
+
+function setPage(title, crumbs) {
+  document.title = title + ' · Bridge';
+  $('#crumbs').replaceChildren(h('ol', null, crumbs.map(([text, href], i) =>
+    h('li', null, i === crumbs.length - 1 ? h('span', { 'aria-current': 'page' }, text) : h('a', { href }, text)))));
+}
+
+// whoami tells what the caller may do in a tenant: pages show no button it
+// may not use (the API refuses them anyway).
+async function who(tenant) {
+  return api('GET', '/whoami' + (tenant ? '?tenant=' + enc(tenant) : ''));
+}
+
+function showWho(me) {
+  $('#who').replaceChildren(h('span', null, me.subject, h('small', null, me.admin ? ' admin' : me.role ? ' ' + me.role : '')),
+    h('button', { type: 'button', class: 'secondary small', onclick: () => signOut('Signed out.') }, 'Sign out'));
+}
+
+function signOut(msg) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $('#who').replaceChildren();
+  if (location.hash !== '#/login') location.hash = '#/login';
+  else route();
+  if (msg) flash(msg);
+}
+
+// ---- router --------------------------------------------------------------
+
+let current = null; // the view's stop handles
+
+function route() {
+  const hash = location.hash || '#/';
+  if (!hash.startsWith('#/')) { // an in-page anchor (the skip link); on load, the start page
+    if (!current) location.hash = '#/';
+    return;
+  }
+  if (current) current.abort();
+  current = new AbortController();
+  if (Date.now() - (flash.at || 0) > 1500) $('#flash').replaceChildren(); // not news from the action that led here
+  const view = { signal: current.signal, every(fn, ms) { const t = setInterval(fn, ms); view.signal.addEventListener('abort', () => clearInterval(t)); } };
+  const parts = hash.slice(2).split('/').filter(Boolean).map(decodeURIComponent);
+  let page;
+  if (!sessionStorage.getItem(TOKEN_KEY) || parts[0] === 'login') page = loginPage(view);
+  else if (parts[0] === 't' && parts[2] === 'a' && parts[4] === 'logs') page = logsPage(view, parts[1], parts[3], parts[5], parts[6]);
+  else if (parts[0] === 't' && parts[2] === 'a') page = appPage(view, parts[1], parts[3]);
+  else if (parts[0] === 't') page = appsPage(view, parts[1]);
+  else page = tenantsPage(view);
+  page.catch(e => { if (!view.signal.aborted) main.replaceChildren(h('h1', null, 'Something went wrong'), h('p', { class: 'err' }, e.message)); });
+}
+
+window.addEventListener('hashchange', route);
+window.addEventListener('DOMContentLoaded', route);
+
+function show(...kids) {
+  main.replaceChildren(...kids);
+  const h1 = $('h1', main);
+  if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
+}
+
+// ---- pages ---------------------------------------------------------------
+
+async function loginPage() {
+  setPage('Sign in', [['Sign in', '#/login']]);
+  const form = h('form', { id: 'login-form', class: 'card narrow' },
+    field('API token', 'token', { type: 'password', autocomplete: 'off', required: true, 'aria-describedby': 'f-token-hint' },
+      'A bearer token: the first start writes the admin\'s to data/admin.token.'),
+    h('button', { type: 'submit' }, 'Sign in'));
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, form.token.value.trim());
+    try {
+      const me = await api('GET', '/whoami?login=1');
+      flash('Signed in as ' + me.subject + '.');
+      // Back to the page that asked for a sign-in (a shared link), if any.
+      const next = !location.hash.startsWith('#/') || location.hash === '#/login' ? '#/' : location.hash;
+      if (location.hash === next) route(); else location.hash = next;
+    } catch (e) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      flash('That token was refused: ' + e.message, 'err');
+    }
+  });
+  show(h('h1', null, 'Sign in to Bridge'), h('p', { class: 'muted' }, 'Discovery\'s dashboard: apps, rollouts, sessions, live.'), form);
+  form.token.focus();
+}
+
+function bar(label, used, max) {
+  const pct = max > 0 ? Math.min(100, Math.round(100 * used / max)) : 0;
+  const fill = h('span', { class: 'fill' + (pct >= 90 ? ' hot' : pct >= 70 ? ' warm' : '') });
+  fill.style.width = pct + '%';
+  return h('div', { class: 'bar' }, h('span', { class: 'bar-label' }, label, h('b', null, `${used} / ${max}`)),
+    h('span', { class: 'track', role: 'meter', 'aria-label': label, 'aria-valuemin': 0, 'aria-valuemax': max, 'aria-valuenow': used }, fill));
+}
+
+async function tenantsPage(view) {
+  setPage('Tenants', [['Tenants', '#/']]);
+  const [me, list] = await Promise.all([who(), api('GET', '/tenants')]);
+  showWho(me);
+  const cards = await Promise.all(list.tenants.map(async t => {
+    const q = await api('GET', `/tenants/${enc(t.name)}/quota`).catch(() => null);
+    return h('li', { class: 'card tenant', 'data-tenant': t.name },
+      h('h2', null, h('a', { href: `#/t/${enc(t.name)}` }, t.name), t.deleting && h('span', { class: 'badge retired' }, 'deleting')),
+      q && bar('Apps', q.usage.apps, q.max_apps), q && bar('Replicas', q.usage.replicas, q.max_replicas),
+      q && h('p', { class: 'muted small' }, `Per replica at most ${q.max_cpu_millis} mCPU, ${q.max_memory_mb} MB; ${q.max_revisions} old revisions kept per app.`),
+      me.admin && q && quotaForm(t.name, q));
+  }));
+  show(h('h1', null, 'Tenants'),
+    cards.length ? h('ul', { class: 'grid' }, cards) : h('p', { class: 'muted' }, 'You have a role in no tenant yet.'));
+}
+
+function quotaForm(tenant, q) {
+  const labels = { max_apps: 'Apps', max_replicas: 'Replicas', max_revisions: 'Old revisions kept', max_cpu_millis: 'mCPU per replica', max_memory_mb: 'MB per replica' };
+  const keys = Object.keys(labels);
+  const form = h('form', { class: 'fields' }, keys.map(k => field(labels[k], `${tenant}-${k}`,
+    { type: 'number', min: 0, value: q[k], 'data-key': k })), h('button', { type: 'submit' }, 'Save quota'));
+  form.addEventListener('submit', ev => {
+    ev.preventDefault();
+    const body = {};
+    for (const k of keys) body[k] = Number($(`[data-key=${k}]`, form).value);
+    busy($('button', form), () => api('PUT', `/tenants/${enc(tenant)}/quota`, body), () => `Quota of ${tenant} saved.`).then(out => out && route());
+  });
+  return h('details', null, h('summary', null, 'Change quota'), form);
+}
+
+async function appsPage(view, tenant) {
+  setPage(`Apps of ${tenant}`, [['Tenants', '#/'], [tenant, `#/t/${enc(tenant)}`]]);
+  const [me, list] = await Promise.all([who(tenant), api('GET', `/tenants/${enc(tenant)}/apps`)]);
+  showWho(me);
+  const rows = list.apps.map(a => h('tr', { 'data-app': a.name },
+    h('th', { scope: 'row' }, h('a', { href: `#/t/${enc(tenant)}/a/${enc(a.name)}` }, a.name)),
+    h('td', { 'data-label': 'Replicas' }, a.target_sessions ? `${a.min_replicas}–${a.max_replicas} (autoscaled)` : a.replicas),
+    h('td', { 'data-label': 'Health' }, a.health_path || 'TCP'),
+    h('td', { 'data-label': 'Created' }, age(a.created_at) + ' ago'),
+    h('td', { 'data-label': 'State' }, a.deleting ? h('span', { class: 'badge retired' }, 'deleting') : h('span', { class: 'badge active' }, 'ok'))));
+  const table = rows.length ? h('table', { class: 'list' }, h('caption', { class: 'sr-only' }, `Apps of tenant ${tenant}`),
+    h('thead', null, h('tr', null, ['App', 'Replicas', 'Health check', 'Created', 'State'].map(c => h('th', { scope: 'col' }, c)))),
+    h('tbody', null, rows)) : h('p', { class: 'muted' }, 'No apps yet.');
+  show(h('h1', null, 'Apps', h('small', null, ' of ' + tenant)), table, me.can['apps:write'] && createAppForm(tenant));
+}
+
+function createAppForm(tenant) {
+  const form = h('form', { id: 'create-app-form', class: 'card' }, h('h2', null, 'Create an app'),
+    h('div', { class: 'fields' },
+      field('Name', 'name', { required: true, pattern: '[a-z0-9]([a-z0-9\\-]*[a-z0-9])?', maxlength: 63, 'aria-describedby': 'f-name-hint' }, 'Lower case letters, digits and dashes.'),
+      field('Health check path', 'health_path', { value: '/healthz', 'aria-describedby': 'f-health_path-hint' }, 'Empty: a TCP connect.'),
+      field('Replicas', 'replicas', { type: 'number', min: 0, value: 1 }),
+      field('Max sessions per replica', 'max_sessions', { type: 'number', min: 0, value: 0, 'aria-describedby': 'f-max_sessions-hint' }, '0: no cap.'),
+      field('Reconnect grace', 'reconnect_grace', { value: '30s', 'aria-describedby': 'f-reconnect_grace-hint' }, 'How long a drained revision waits, empty, for players to return.')),
+    h('button', { type: 'submit', id: 'create-app-btn' }, 'Create app'));
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const v = formValues(form);
+    const body = { name: v.name, health_path: v.health_path, replicas: Number(v.replicas), max_sessions: Number(v.max_sessions) };
+    if (v.reconnect_grace) body.reconnect_grace = v.reconnect_grace;
+    const a = await busy($('button', form), () => api('POST', `/tenants/${enc(tenant)}/apps`, body), a => `App ${a.name} created.`);
+    if (a) location.hash = `#/t/${enc(tenant)}/a/${enc(a.name)}`;
+  });
+  return form;
+}
+
+// ---- the app page: revisions, sessions chart, live activity log ---------
+
+async function appPage(view, tenant, name) {
+  const base = appPath(tenant, name);
+  setPage(name, [['Tenants', '#/'], [tenant, `#/t/${enc(tenant)}`], [name, `#/t/${enc(tenant)}/a/${enc(name)}`]]);
+  const [me, app] = await Promise.all([who(tenant), api('GET', base)]);
+  showWho(me);
+  const st = { tenant, name, base, me, app, revs: [], sessions: { revisions: {}, replicas: {} }, samples: [], watch: null, key: '' };
+  const revTable = h('div', { id: 'revisions' });
+  const chart = h('figure', { id: 'chart', class: 'chart' });
+  const log = h('ol', { id: 'activity', class: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions' });
+  const live = h('span', { id: 'live', class: 'live off' }, 'connecting…');
+  const settings = h('p', { id: 'settings', class: 'muted' });
+  const progress = h('div', { id: 'progress', 'aria-live': 'polite' });
+  const can = me.can;
+  const readOnly = !can['revisions:write'] && !can['apps:write'] &&
+    h('p', { class: 'note' }, `Read-only: as ${me.role || 'a member without a role'} in ${tenant} you see everything here but change nothing.`);
+  show(h('div', { class: 'app-head' }, h('h1', null, name), settings, readOnly),
+    h('div', { class: 'cols' },
+      h('div', { class: 'col-main' },
+        h('section', { 'aria-labelledby': 'h-revs' }, h('h2', { id: 'h-revs' }, 'Revisions'), revTable, progress),
+        h('section', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Sessions per revision ', h('small', null, 'since this page opened, up to 5 minutes')), chart),
+        can['revisions:write'] && deployForm(st, refresh),
+        can['apps:write'] && scaleForm(st, refresh),
+        can['apps:write'] && deleteSection(st)),
+      h('section', { class: 'col-side', 'aria-labelledby': 'h-log' }, h('h2', { id: 'h-log' }, 'Activity ', live), log)));
+  renderSettings(st);
+
+  let pending = null;
+  async function refresh() {
+    clearTimeout(pending);
+    try {
+      const [revs, sessions] = await Promise.all([api('GET', base + '/revisions', undefined, view.signal), api('GET', base + '/sessions', undefined, view.signal)]);
+      st.revs = revs.revisions.sort((a, b) => b.generation - a.generation);
+      st.sessions = sessions;
+      st.samples.push({ t: Date.now(), counts: sessions.revisions });
+      while (st.samples.length && st.samples[0].t < Date.now() - HISTORY_MS) st.samples.shift();
+      renderRevisions(st, revTable, refresh);
+      renderProgress(st, progress);
+      renderChart(st, chart);
+    } catch (e) {
+      if (view.signal.aborted || e.status === 401) return;
+      if (e.status === 404) gone(); else flash(e.message, 'err');
+    }
+  }
+  const gone = () => { flash(`App ${name} is gone: it was deleted.`); location.hash = `#/t/${enc(tenant)}`; };
+  const soon = () => { clearTimeout(pending); pending = setTimeout(refresh, 150); };
+  st.refreshApp = async () => { st.app = await api('GET', base, undefined, view.signal); renderSettings(st); };
+  await refresh();
+  view.every(refresh, 2000);
+  view.every(() => main.querySelectorAll('[data-age]').forEach(el => { el.textContent = age(el.dataset.age); }), 5000);
+  streamEvents(view, base + '/events/stream', live, ev => {
+    log.prepend(logLine(ev));
+    while (log.children.length > 300) log.lastChild.remove();
+    if (ev.type === 'app_updated') st.refreshApp().catch(() => {});
+    soon();
+  }, gone);
+}
+
+function renderSettings(st) {
+  const a = st.app;
+  const scale = a.target_sessions ? `autoscaled ${a.min_replicas}–${a.max_replicas} replicas at ${a.target_sessions} sessions each` : plural(a.replicas, 'replica');
+  $('#settings').replaceChildren(`${scale} · health ${a.health_path || 'TCP'} · max sessions ${a.max_sessions || 'no cap'} · reconnect grace ${a.reconnect_grace}`,
+    a.deleting ? h('span', { class: 'badge retired' }, 'deleting') : '');
+}
+
+function logLine(ev) {
+  return h('li', { class: 'ev ev-' + ev.type, 'data-type': ev.type, 'data-revision': ev.revision || '' },
+    h('time', { datetime: ev.time }, clock(ev.time)),
+    h('span', { class: 'ev-type' }, ev.to ? ev.to : ev.type.replace(/_/g, ' ')),
+    ev.revision && !ev.message.includes(ev.revision) && h('code', null, ev.revision), ' ', ev.message);
+}
+
+// streamEvents reads the SSE activity stream with fetch (EventSource cannot
+// send the Authorization header) and reconnects after the last event seen.
+async function streamEvents(view, path, live, onEvent, onDeleted) {
+  let after = '';
+  while (!view.signal.aborted) {
+    try {
+      const res = await fetch('/api/v1' + path + (after ? '?after=' + enc(after) : ''),
+        { headers: { Authorization: 'Bearer ' + sessionStorage.getItem(TOKEN_KEY) }, signal: view.signal });
+      if (res.status === 401) return signOut('Your token was refused; sign in again.');
+      if (!res.ok) throw new Error('stream: ' + res.status);
+      live.textContent = 'live'; live.className = 'live on';
+      const reader = res.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const msg = { data: '' };
+          for (const line of buf.slice(0, i).split('\n')) {
+            const m = /^(id|event|data): ?(.*)$/.exec(line);
+            if (m) msg[m[1]] = m[1] === 'data' ? msg.data + m[2] : m[2];
+          }
+          buf = buf.slice(i + 2);
+          if (msg.event === 'deleted') return onDeleted();
+          if (msg.data) { after = msg.id || after; onEvent(JSON.parse(msg.data)); }
+        }
+      }
+    } catch (e) { if (view.signal.aborted) return; }
+    live.textContent = 'reconnecting…'; live.className = 'live off';
+    await new Promise(r => setTimeout(r, 2000));
+  }
+}
+
+const STEPS = ['pending', 'starting', 'active'];
+
+// renderProgress follows the revision deployed from this page: pending ->
+// starting -> active (or failed), without a reload; the outcome stays shown.
+function renderProgress(st, el) {
+  const w = st.watch;
+  const rev = w && st.revs.find(r => r.id === w.id);
+  if (!rev || w.done) return;
+  const failed = rev.state === 'failed' || rev.state === 'retired';
+  const at = STEPS.indexOf(rev.state);
+  el.replaceChildren(h('span', { class: 'small muted' }, 'Rollout of ', h('code', null, rev.id)), h('ol', { class: 'steps' }, STEPS.map((s, i) =>
+    h('li', { class: i < at || rev.state === 'active' ? 'done' : i === at ? 'now' : '' }, s)),
+  failed && h('li', { class: 'failed' }, rev.state + (rev.reason ? ': ' + rev.reason : ''))));
+  if ((rev.state === 'active' || failed) && !w.done) {
+    w.done = true;
+    flash(rev.state === 'active' ? `Revision ${rev.id} is active.` : `Revision ${rev.id} ${rev.state}: ${rev.reason || ''}`, rev.state === 'active' ? 'ok' : 'err');
+  }
+}
+
+function renderRevisions(st, el, refresh) {
+  const key = JSON.stringify([st.revs, st.sessions.revisions, st.sessions.replicas]);
+  if (key === st.key) return;
+  st.key = key;
+  const focused = document.activeElement && document.activeElement.dataset.focus;
+  if (!st.revs.length) { el.replaceChildren(h('p', { class: 'muted' }, 'No revision deployed yet.')); return; }
+  const can = st.me.can['revisions:write'];
+  const rows = st.revs.map(r => {
+    const n = st.sessions.revisions[r.id];
+    const what = r.image || (r.command || []).join(' ');
+    const act = async (verb, title, text, label, done) => {
+      if (!await confirmAction(title, text, label)) return;
+      await busy(document.querySelector(`[data-focus="${verb}:${r.id}"]`), () => api('POST', `${st.base}/revisions/${r.id}/${verb}`), () => done);
+      refresh();
+    };
+    return h('tr', { 'data-rev': r.id, 'data-state': r.state, class: r.state === 'retired' || r.state === 'failed' ? 'dim' : '' },
+      h('th', { scope: 'row', 'data-label': 'Revision' }, h('code', null, r.id),
+        h('small', { class: 'sub' }, `#${r.generation} · `, h('span', { 'data-age': r.created_at }, age(r.created_at)), ' ago')),
+      h('td', { 'data-label': 'State' }, h('span', { class: 'badge ' + r.state, 'data-field': 'state' }, r.state), r.reason && h('small', { class: 'reason' }, r.reason)),
+      h('td', { 'data-label': 'Runs', class: 'what' }, h('code', { title: what }, what), r.env && h('small', null, Object.entries(r.env).map(([k, v]) => `${k}=${v}`).join(' '))),
+      h('td', { 'data-label': 'Sessions', class: 'num' }, h('span', { 'data-field': 'sessions' }, n == null ? '–' : n)),
+      h('td', { 'data-label': 'Replicas' }, r.replicas.length ? h('ul', { class: 'replicas' }, r.replicas.map(p => h('li', { 'data-replica': p.id },
+        h('span', { class: 'dot ' + (p.stopping ? 'stopping' : p.state), title: p.stopping ? 'stopping' : p.state }),
+        h('code', null, p.id), ' ', h('span', { class: 'muted' }, p.stopping ? 'stopping' : p.state), ' ',
+        h('span', { class: 'pill', 'data-field': 'replica-sessions' }, plural(st.sessions.replicas[p.id] || 0, 'session')),
+        h('small', { class: 'sub' }, p.address && h('span', { class: 'addr' }, p.address + ' · '),
+          h('a', { href: `#/t/${enc(st.tenant)}/a/${enc(st.name)}/logs/${r.id}/${p.id}`, 'aria-label': `log of replica ${p.id}` }, 'log'))))) : h('span', { class: 'muted' }, 'none')),
+      can && h('td', { 'data-label': 'Actions', class: 'actions' },
+        can && r.state === 'draining' && h('button', { type: 'button', 'data-action': 'activate', 'data-focus': 'activate:' + r.id,
+          onclick: () => act('activate', `Roll back to ${r.id}?`, `Revision ${r.id} becomes active again at once (its replicas still run); the active revision drains.`, 'Roll back',
+            `Rolled back: revision ${r.id} is active again.`) }, 'Roll back'),
+        can && !['active', 'retired', 'failed'].includes(r.state) && h('button', { type: 'button', class: 'danger', 'data-action': 'retire', 'data-focus': 'retire:' + r.id,
+          onclick: () => act('retire', `Retire ${r.id}?`, `Its replicas are stopped now${n ? `, cutting ${plural(n, 'open session')}` : ''}.`, 'Retire',
+            `Revision ${r.id} retired: its replicas are stopping.`) }, 'Retire')));
+  });
+  el.replaceChildren(h('div', { class: 'scroll' }, h('table', { class: 'list revs' }, h('caption', { class: 'sr-only' }, 'Revisions, newest first'),
+    h('thead', null, h('tr', null, ['Revision', 'State', 'Runs', 'Sessions', 'Replicas', can && 'Actions'].filter(Boolean).map(c => h('th', { scope: 'col' }, c)))),
+    h('tbody', null, rows))));
+  if (focused) { const again = el.querySelector(`[data-focus="${focused}"]`); if (again) again.focus(); }
+}
+
+// renderChart draws sessions per revision over the last minutes as step
+// lines, so a rollout's hand-over (old falls, new rises) shows at a glance.
+function renderChart(st, fig) {
+  const W = 600, H = 160, L = 34, B = 18, now = Date.now();
+  const span = Math.min(HISTORY_MS, Math.max(MIN_SPAN_MS, now - (st.samples.length ? st.samples[0].t : now)));
+  const revs = st.revs.filter(r => st.samples.some(s => s.counts[r.id] > 0) || ['active', 'draining', 'starting'].includes(r.state)).reverse();
+  const top = Math.max(1, ...st.samples.flatMap(s => Object.values(s.counts)));
+  const x = t => L + (W - L - 4) * (1 - (now - t) / span);
+  const y = n => 6 + (H - B - 6) * (1 - n / top);
+  const svg = h('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': 'chart-title' },
+    h('title', { id: 'chart-title' }, 'Sessions per revision: ' + (revs.map(r => `${r.id} ${st.sessions.revisions[r.id] || 0}`).join(', ') || 'none')),
+    [0, top].map(v => [h('line', { x1: L, x2: W - 4, y1: y(v), y2: y(v), class: 'grid' }), h('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, v)]),
+    h('text', { x: L, y: H - 3 }, span >= 60000 ? `−${Math.round(span / 60000)} min` : `−${Math.round(span / 1000)} s`),
+    h('text', { x: W - 4, y: H - 3, 'text-anchor': 'end' }, 'now'));
+  revs.forEach(r => {
+    const color = COLORS[r.generation % COLORS.length];
+    const pts = [];
+    let prev = null;
+    for (const s of st.samples) {
+      if (prev === null && !(r.id in s.counts)) continue; // not deployed yet
+      const n = s.counts[r.id] || 0;
+      if (prev !== null) pts.push(`${x(s.t).toFixed(1)},${y(prev).toFixed(1)}`);
+      pts.push(`${x(s.t).toFixed(1)},${y(n).toFixed(1)}`);
+      prev = n;
+    }
+    if (pts.length) {
+      svg.append(h('polyline', { points: pts.join(' '), fill: 'none', stroke: color, 'stroke-width': 2.5, 'data-rev': r.id }));
+      const last = pts[pts.length - 1].split(',');
+      svg.append(h('circle', { cx: last[0], cy: last[1], r: 3.5, fill: color }));
+    }
+  });
+  fig.replaceChildren(svg, h('figcaption', null, h('ul', { class: 'legend' }, revs.map(r => {
+    const sw = h('span', { class: 'swatch', 'aria-hidden': 'true' });
+    sw.style.background = COLORS[r.generation % COLORS.length];
+    return h('li', null, sw, h('code', null, r.id), ` ${r.state} · ${plural(st.sessions.revisions[r.id] || 0, 'session')}`);
+  }))));
+}
+
+function deployForm(st, refresh) {
+  const form = h('form', { id: 'deploy-form', class: 'card' }, h('h2', null, 'Deploy a new revision'),
+    h('p', { class: 'muted small' }, 'It starts beside the active revision and takes over once healthy; the old one keeps its sessions.'),
+    h('div', { class: 'fields' },
+      field('Image', 'image', { placeholder: 'example/arena:0.2', 'aria-describedby': 'f-image-hint' }, 'Kubernetes runtime.'),
+      field('Command', 'command', { placeholder: '/srv/bin/arena --verbose', 'aria-describedby': 'f-command-hint' }, 'Process runtime: the program and its arguments, separated by spaces.'),
+      field('Environment', 'env', { rows: 2, placeholder: 'RESPAWN=false', 'aria-describedby': 'f-env-hint' }, 'One NAME=value a line.')),
+    h('button', { type: 'submit', id: 'deploy-btn' }, 'Deploy'));
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const v = formValues(form);
+    const body = {};
+    if (v.image.trim()) body.image = v.image.trim();
+    if (v.command.trim()) body.command = v.command.trim().split(/\s+/);
+    const env = v.env.split('\n').map(l => l.trim()).filter(Boolean);
+    if (env.length) body.env = Object.fromEntries(env.map(l => [l.split('=')[0], l.split('=').slice(1).join('=')]));
+    const rev = await busy($('#deploy-btn'), () => api('POST', st.base + '/revisions', body), r => `Revision ${r.id} deployed: starting…`);
+    if (rev) { st.watch = { id: rev.id }; refresh(); }
+  });
+  return form;
+}
+
+// scaleForm shows the fields the app has: the autoscaler's (min, max, target)
+// when the platform knows them, and the fixed replica count.
+function scaleForm(st, refresh) {
+  const a = st.app;
+  const fields = [['replicas', 'Replicas', 'Fixed count, when the autoscaler is off.']];
+  if ('min_replicas' in a) fields.push(['min_replicas', 'Min replicas', '0 allows scale-to-zero.'], ['max_replicas', 'Max replicas', ''],
+    ['target_sessions', 'Target sessions per replica', '0 turns the autoscaler off.']);
+  const form = h('form', { id: 'scale-form', class: 'card' }, h('h2', null, 'Scale'),
+    h('div', { class: 'fields' }, fields.map(([k, label, hint]) => field(label, k, { type: 'number', min: 0, value: a[k] || 0, required: true, 'aria-describedby': hint ? `f-${k}-hint` : null }, hint))),
+    h('button', { type: 'submit', id: 'scale-btn' }, 'Apply'));
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const body = Object.fromEntries(fields.map(([k]) => [k, Number(form.elements[k].value)]));
+    const out = await busy($('#scale-btn'), () => api('PATCH', st.base, body), () => 'Scale settings saved.');
+    if (out) { st.app = out; renderSettings(st); refresh(); }
+  });
+  return form;
+}
+
+function deleteSection(st) {
+  const btn = h('button', { type: 'button', class: 'danger', id: 'delete-app-btn' }, 'Delete app');
+  btn.addEventListener('click', async () => {
+    if (!await confirmAction(`Delete ${st.name}?`, 'Every revision is retired (open sessions are cut), then the app is removed.', 'Delete app')) return;
+    if (await busy(btn, () => api('DELETE', st.base), () => `Deleting ${st.name}: retiring every revision…`)) st.refreshApp().catch(() => {});
+  });
+  return h('section', { class: 'card danger-zone', 'aria-labelledby': 'h-danger' }, h('h2', { id: 'h-danger' }, 'Delete'), btn);
+}
+
+// ---- a replica's log ------------------------------------------------------
+
+async function logsPage(view, tenant, app, rev, replica) {
+  const appHref = `#/t/${enc(tenant)}/a/${enc(app)}`;
+  setPage(`Log of ${replica}`, [['Tenants', '#/'], [tenant, `#/t/${enc(tenant)}`], [app, appHref], [`log ${replica}`, location.hash]]);
+  const me = await who(tenant);
+  showWho(me);
+  const pre = h('pre', { id: 'log-tail', class: 'tail', tabindex: 0, 'aria-label': 'Replica output' });
+  const follow = h('input', { type: 'checkbox', id: 'follow', checked: true });
+  const size = h('select', { id: 'tail-size' }, [['4096', '4 KB'], ['16384', '16 KB'], ['65536', '64 KB']].map(([v, t]) => h('option', { value: v, selected: v === '16384' }, t)));
+  const load = async () => {
+    try {
+      const text = await api('GET', `${appPath(tenant, app)}/revisions/${enc(rev)}/replicas/${enc(replica)}/logs?tail=${size.value}`, undefined, view.signal);
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+      pre.textContent = typeof text === 'string' ? (text || '(no output yet)') : JSON.stringify(text);
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+    } catch (e) { if (!view.signal.aborted) pre.textContent = e.message; }
+  };
+  size.addEventListener('change', load);
+  show(h('h1', null, 'Replica log ', h('code', null, replica)),
+    h('p', { class: 'muted' }, 'Revision ', h('code', null, rev), ' of ', h('a', { href: appHref }, app), '. The end of its output.'),
+    h('div', { class: 'toolbar' }, h('label', { for: 'tail-size' }, 'Show the last'), size,
+      h('label', { class: 'check' }, follow, ' Follow (every 2 s)'),
+      h('button', { type: 'button', class: 'secondary', onclick: load }, 'Refresh')), pre);
+  await load();
+  pre.scrollTop = pre.scrollHeight;
+  view.every(() => { if (follow.checked) load(); }, 2000);
+}

@@ -204,17 +204,21 @@ func interactive(s *shell.Shell, c *client.Client, set settings) int {
 	return exitOK
 }
 
-// greet says where dsh is connected, and whether the platform answers.
+// greet says where dsh is connected and as whom, or why calls will fail.
 func greet(c *client.Client, set settings) {
-	who := "no token"
-	if c.HasToken() {
-		who = "with a token"
-	}
-	fmt.Printf("dsh: %s, tenant %s, %s. help for help, Ctrl-D to leave.\n", c.URL(), set.Tenant, who)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := c.Ready(ctx); err != nil {
+	who, err := c.WhoAmI(ctx, set.Tenant)
+	if err == nil {
+		fmt.Printf("dsh: %s as %s. help for help, Ctrl-D to leave.\n", c.URL(), who)
+		return
+	}
+	fmt.Printf("dsh: %s, tenant %s. help for help, Ctrl-D to leave.\n", c.URL(), set.Tenant)
+	switch {
+	case errors.Is(err, client.ErrUnreachable):
 		fmt.Printf("warning: %v; calls fail until it answers.\n", err)
+	case errors.Is(err, client.ErrUnauthenticated):
+		fmt.Printf("warning: the platform refused the token (%v); dsh login, or set DISCOVERY_TOKEN.\n", err)
 	}
 }
 

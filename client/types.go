@@ -1,0 +1,436 @@
+package client
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The types below are the API's JSON documents (api/openapi.json), field for
+// field; a test checks them against the platform's own types.
+
+// RevisionState is where a revision stands in its lifecycle:
+// pending -> starting -> active -> draining -> retired, or starting -> failed.
+type RevisionState string
+
+// The revision states.
+const (
+	Pending  RevisionState = "pending"
+	Starting RevisionState = "starting"
+	Active   RevisionState = "active"
+	Draining RevisionState = "draining"
+	Retired  RevisionState = "retired"
+	Failed   RevisionState = "failed"
+)
+
+// Terminal reports whether a revision in this state runs nothing any more.
+func (s RevisionState) Terminal() bool { return s == Retired || s == Failed }
+
+// Duration is a time.Duration that the API reads and writes as a Go duration
+// string ("30s").
+type Duration time.Duration
+
+// D returns the standard library duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes "30s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: want a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Int, String and Dur make the pointers AppSpec and friends use for "set this
+// field" (nil leaves a field as it is).
+func Int(v int) *int { return &v }
+
+// String returns a pointer to v (see Int).
+func String(v string) *string { return &v }
+
+// Dur returns a pointer to d as a Duration (see Int).
+func Dur(d time.Duration) *Duration { v := Duration(d); return &v }
+
+// App is a stateful server within a tenant: the settings its revisions share.
+type App struct {
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
+	// Port is the container port (Kubernetes runtime; the process runtime
+	// passes $PORT instead).
+	Port int `json:"port"`
+	// HealthPath is probed over HTTP for readiness; empty means a TCP connect.
+	HealthPath string `json:"health_path,omitempty"`
+	// Replicas is how many replicas the active revision runs (without the
+	// autoscaler).
+	Replicas int `json:"replicas"`
+	// MaxSessions caps sessions per replica; 0 means no cap.
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// TargetSessions turns the autoscaler on (sessions per replica it aims
+	// for), between MinReplicas and MaxReplicas; 0 is off.
+	TargetSessions int      `json:"target_sessions,omitempty"`
+	MinReplicas    int      `json:"min_replicas"`
+	MaxReplicas    int      `json:"max_replicas,omitempty"`
+	ScaleDownDelay Duration `json:"scale_down_delay"`
+	// Strategy is get-endpoint's choice among replicas: "packed" or "spread".
+	Strategy string `json:"strategy,omitempty"`
+	// ReconnectGrace is how long a draining revision stays empty before it
+	// is retired; DrainTimeout bounds a drain (0: none); ShutdownGrace is
+	// SIGTERM to SIGKILL; StartTimeout bounds starting before failed.
+	ReconnectGrace Duration `json:"reconnect_grace"`
+	DrainTimeout   Duration `json:"drain_timeout"`
+	ShutdownGrace  Duration `json:"shutdown_grace"`
+	StartTimeout   Duration `json:"start_timeout"`
+	// Generation counts deploys: the newest revision has the highest.
+	Generation int64 `json:"generation"`
+	// Deleting is set once the app is being deleted.
+	Deleting  bool      `json:"deleting,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func (a App) String() string {
+	s := fmt.Sprintf("%s/%s replicas %d generation %d", a.Tenant, a.Name, a.Replicas, a.Generation)
+	if a.Deleting {
+		s += " (deleting)"
+	}
+	return s
+}
+
+// AppSpec creates an app (Name required) or changes one. A nil field takes
+// the platform's default on create and keeps its value on update.
+type AppSpec struct {
+	Name           string    `json:"name,omitempty"`
+	Port           *int      `json:"port,omitempty"`
+	HealthPath     *string   `json:"health_path,omitempty"`
+	Replicas       *int      `json:"replicas,omitempty"`
+	MaxSessions    *int      `json:"max_sessions,omitempty"`
+	TargetSessions *int      `json:"target_sessions,omitempty"`
+	MinReplicas    *int      `json:"min_replicas,omitempty"`
+	MaxReplicas    *int      `json:"max_replicas,omitempty"`
+	ScaleDownDelay *Duration `json:"scale_down_delay,omitempty"`
+	Strategy       *string   `json:"strategy,omitempty"`
+	ReconnectGrace *Duration `json:"reconnect_grace,omitempty"`
+	DrainTimeout   *Duration `json:"drain_timeout,omitempty"`
+	ShutdownGrace  *Duration `json:"shutdown_grace,omitempty"`
+	StartTimeout   *Duration `json:"start_timeout,omitempty"`
+}
+
+// Resources is what each replica of a revision asks for (Kubernetes runtime).
+type Resources struct {
+	CPUMillis int `json:"cpu_millis,omitempty"`
+	MemoryMB  int `json:"memory_mb,omitempty"`
+}
+
+// RevisionSpec deploys a revision: an image (Kubernetes runtime) and/or the
+// command the process runtime runs (argv; $PORT is set for it), with its
+// environment.
+type RevisionSpec struct {
+	Image     string            `json:"image,omitempty"`
+	Command   []string          `json:"command,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Resources *Resources        `json:"resources,omitempty"`
+}
+
+// Replica is one running instance of a revision.
+type Replica struct {
+	ID string `json:"id"`
+	// State is starting, ready, unhealthy, stopping or exited.
+	State string `json:"state"`
+	// Address is host:port where it serves, once known.
+	Address string `json:"address,omitempty"`
+	// Stopping is set once the platform decided to stop it.
+	Stopping  bool   `json:"stopping,omitempty"`
+	CreatedAt string `json:"created_at,omitempty"`
+}
+
+// Revision is one immutable deployment of an app, with its lifecycle state
+// and (when read from the API) its replicas.
+type Revision struct {
+	// ID is 8 hex characters.
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	App    string `json:"app"`
+	// Generation orders an app's revisions: higher is newer.
+	Generation int64             `json:"generation"`
+	Image      string            `json:"image,omitempty"`
+	Command    []string          `json:"command,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Resources  *Resources        `json:"resources,omitempty"`
+	State      RevisionState     `json:"state"`
+	// Reason explains the last transition ("healthy", "superseded by …").
+	Reason      string     `json:"reason,omitempty"`
+	Crashes     int        `json:"crashes"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty"`
+	DrainingAt  *time.Time `json:"draining_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	// Replicas is nil when the API answered without them (activate, retire).
+	Replicas []Replica `json:"replicas,omitempty"`
+}
+
+// Ready counts the replicas passing their health check, and those running;
+// a replica the platform is stopping counts as neither.
+func (r Revision) Ready() (ready, running int) {
+	for _, p := range r.Replicas {
+		if p.Stopping || p.State == "exited" || p.State == "stopping" {
+			continue
+		}
+		running++
+		if p.State == "ready" {
+			ready++
+		}
+	}
+	return ready, running
+}
+
+// Spec is what the revision was deployed with.
+func (r Revision) Spec() RevisionSpec {
+	return RevisionSpec{Image: r.Image, Command: r.Command, Env: r.Env, Resources: r.Resources}
+}
+
+// String is one line: "9d00cc18 active (2/2 ready) generation 3", with the
+// reason when the revision failed. The ready count is left out when the
+// revision came without its replicas (the answers to activate and retire).
+func (r Revision) String() string {
+	s := fmt.Sprintf("%s %s generation %d", r.ID, r.State, r.Generation)
+	if r.Replicas != nil {
+		ready, running := r.Ready()
+		s = fmt.Sprintf("%s %s (%d/%d ready) generation %d", r.ID, r.State, ready, running, r.Generation)
+	}
+	if r.State == Failed && r.Reason != "" {
+		s += ": " + r.Reason
+	}
+	return s
+}
+
+// What is the image or command, shortened for a table.
+func (r Revision) What() string {
+	w := r.Image
+	if len(r.Command) > 0 {
+		w = strings.Join(r.Command, " ")
+	}
+	if len(w) > 48 {
+		w = "…" + w[len(w)-47:]
+	}
+	return w
+}
+
+// Event is one line of an app's activity log.
+type Event struct {
+	// ID sorts events in time order; pass the last one seen as "after".
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	Tenant   string    `json:"tenant"`
+	App      string    `json:"app"`
+	Revision string    `json:"revision,omitempty"`
+	Replica  string    `json:"replica,omitempty"`
+	// From and To are set on transitions.
+	From    RevisionState `json:"from,omitempty"`
+	To      RevisionState `json:"to,omitempty"`
+	Message string        `json:"message"`
+}
+
+func (e Event) String() string {
+	return fmt.Sprintf("%s %-16s %-8s %s", e.Time.Local().Format("15:04:05"), e.Type, e.Revision, e.Message)
+}
+
+// Endpoint is get-endpoint's answer: where one client should connect. It
+// pins tenant, app, revision and replica, and holds a place for ExpiresIn
+// seconds.
+type Endpoint struct {
+	// Endpoint is the WebSocket URL; URL the same place over http(s).
+	Endpoint  string `json:"endpoint"`
+	URL       string `json:"url"`
+	Tenant    string `json:"tenant"`
+	App       string `json:"app"`
+	Revision  string `json:"revision"`
+	Replica   string `json:"replica"`
+	ExpiresIn int    `json:"expires_in"`
+}
+
+func (e Endpoint) String() string {
+	return fmt.Sprintf("%s (revision %s, replica %s, held %ds)", e.Endpoint, e.Revision, e.Replica, e.ExpiresIn)
+}
+
+// Quota bounds what a tenant may run.
+type Quota struct {
+	MaxApps int `json:"max_apps"`
+	// MaxReplicas counts every revision's replicas, draining ones included.
+	MaxReplicas int `json:"max_replicas"`
+	// MaxRevisions is how many retired or failed revisions an app keeps.
+	MaxRevisions int `json:"max_revisions"`
+	// MaxCPUMillis and MaxMemoryMB bound one replica's request.
+	MaxCPUMillis int `json:"max_cpu_millis"`
+	MaxMemoryMB  int `json:"max_memory_mb"`
+}
+
+func (q Quota) String() string {
+	return fmt.Sprintf("apps %d, replicas %d, revisions kept %d, per replica %dm CPU %d MB",
+		q.MaxApps, q.MaxReplicas, q.MaxRevisions, q.MaxCPUMillis, q.MaxMemoryMB)
+}
+
+// Usage is what a tenant uses of its quota.
+type Usage struct {
+	Apps     int `json:"apps"`
+	Replicas int `json:"replicas"`
+}
+
+// QuotaUsage is a tenant's quota with its usage.
+type QuotaUsage struct {
+	Quota
+	Usage Usage `json:"usage"`
+}
+
+func (q QuotaUsage) String() string {
+	return fmt.Sprintf("apps %d/%d, replicas %d/%d, revisions kept %d, per replica %dm CPU %d MB",
+		q.Usage.Apps, q.MaxApps, q.Usage.Replicas, q.MaxReplicas, q.MaxRevisions, q.MaxCPUMillis, q.MaxMemoryMB)
+}
+
+// Tenant is an isolated customer of the platform.
+type Tenant struct {
+	Name string `json:"name"`
+	// Namespace is the Kubernetes namespace its replicas run in.
+	Namespace string    `json:"namespace"`
+	Quota     Quota     `json:"quota"`
+	Deleting  bool      `json:"deleting,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (t Tenant) String() string {
+	s := fmt.Sprintf("tenant %s (namespace %s)", t.Name, t.Namespace)
+	if t.Deleting {
+		s += " (deleting)"
+	}
+	return s
+}
+
+// TenantSpec creates a tenant; a nil Quota takes the platform's default.
+type TenantSpec struct {
+	Name  string `json:"name"`
+	Quota *Quota `json:"quota,omitempty"`
+}
+
+// TenantDeletion is the answer to deleting a tenant: its apps are retired
+// first, then it is removed.
+type TenantDeletion struct {
+	Tenant       string `json:"tenant"`
+	Deleting     bool   `json:"deleting"`
+	AppsRetiring int    `json:"apps_retiring"`
+	Message      string `json:"message"`
+}
+
+func (d TenantDeletion) String() string { return "tenant " + d.Tenant + ": " + d.Message }
+
+// Roles a member of a tenant may have.
+const (
+	RoleOwner    = "owner"
+	RoleDeployer = "deployer"
+	RoleViewer   = "viewer"
+)
+
+// Member is a subject's role in a tenant.
+type Member struct {
+	Subject string `json:"subject"`
+	Role    string `json:"role"`
+}
+
+func (m Member) String() string { return m.Subject + " " + m.Role }
+
+// TokenRequest issues a token. An admin may issue for any subject; an owner
+// only for members of Tenant.
+type TokenRequest struct {
+	Subject string `json:"subject"`
+	// TTL is the token's lifetime (the platform's default, 24h, when 0).
+	TTL    Duration `json:"ttl,omitempty"`
+	Tenant string   `json:"tenant,omitempty"`
+}
+
+// Token is an issued bearer token. Keep Token secret; ID revokes it.
+type Token struct {
+	Token     string    `json:"token"`
+	ID        string    `json:"id"`
+	Subject   string    `json:"subject"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// String leaves the secret out.
+func (t Token) String() string {
+	return fmt.Sprintf("token %s for %s, expires %s", t.ID, t.Subject, t.ExpiresAt.Local().Format(time.RFC3339))
+}
+
+// Sessions is an app's open sessions (connections, reservations and
+// app-held leases, over every gateway) per serving revision and replica.
+type Sessions struct {
+	// Revisions maps each pending, starting, active or draining revision to
+	// its sessions; Replicas maps their replicas.
+	Revisions map[string]int `json:"revisions"`
+	Replicas  map[string]int `json:"replicas"`
+	// Known is false until the platform's session table has loaded.
+	Known bool `json:"known"`
+}
+
+func (s Sessions) String() string {
+	if len(s.Revisions) == 0 {
+		return "no serving revision"
+	}
+	ids := make([]string, 0, len(s.Revisions))
+	for id := range s.Revisions {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%s %d", id, s.Revisions[id])
+	}
+	out := "sessions: " + strings.Join(parts, ", ")
+	if !s.Known {
+		out += " (the platform's session table is still loading)"
+	}
+	return out
+}
+
+// Identity is who the caller is, and what it may do in a tenant.
+type Identity struct {
+	Subject string `json:"subject"`
+	// Admin is a platform admin.
+	Admin bool `json:"admin"`
+	// Tenant is the tenant asked about; Role the caller's role there ("" for
+	// none).
+	Tenant string `json:"tenant,omitempty"`
+	Role   string `json:"role"`
+	// Can maps "object:action" (e.g. "revisions:write") to whether the caller
+	// may do it in Tenant.
+	Can map[string]bool `json:"can"`
+}
+
+func (i Identity) String() string {
+	s := i.Subject
+	if i.Admin {
+		s += " (platform admin)"
+	}
+	switch {
+	case i.Tenant == "":
+	case i.Role != "":
+		s += fmt.Sprintf(", %s in tenant %s", i.Role, i.Tenant)
+	case i.Admin:
+		s += ", tenant " + i.Tenant
+	default:
+		s += ", no role in tenant " + i.Tenant
+	}
+	return s
+}

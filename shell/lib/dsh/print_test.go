@@ -1,0 +1,72 @@
+package dsh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/discovery-platform/discovery/client"
+)
+
+func TestListsPrintAsAlignedTables(t *testing.T) {
+	revs := []client.Revision{
+		{ID: "1a2b3c4d", Generation: 2, State: client.Starting, Command: []string{"/bin/hello"}, CreatedAt: time.Now(),
+			Replicas: []client.Replica{{State: "starting"}, {State: "ready"}}},
+		{ID: "9d00cc18", Generation: 1, State: client.Active, Command: []string{"/bin/hello"}, Reason: "1/1 replicas healthy",
+			CreatedAt: time.Now(), Replicas: []client.Replica{{State: "ready"}}},
+	}
+	got := Sprint(revs)
+	lines := strings.Split(got, "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "REVISION") {
+		t.Fatalf("want a header and 2 rows, got:\n%s", got)
+	}
+	// Columns line up: STATE starts at the same offset in every line.
+	col := strings.Index(lines[0], "STATE")
+	for _, l := range lines[1:] {
+		if !regexp.MustCompile(`^(starting|active)\s`).MatchString(l[col:]) {
+			t.Errorf("state column not aligned at %d in %q", col, l)
+		}
+	}
+	if !strings.Contains(lines[1], "1/2") || !strings.Contains(lines[2], "1/1 replicas healthy") {
+		t.Errorf("ready counts or reason missing:\n%s", got)
+	}
+	if Sprint([]client.App{}) != "(no apps)" {
+		t.Errorf("an empty list prints %q", Sprint([]client.App{}))
+	}
+}
+
+func TestOneObjectOneLine(t *testing.T) {
+	r := client.Revision{ID: "9d00cc18", State: client.Active, Generation: 3, Replicas: []client.Replica{{State: "ready"}, {State: "ready"}}}
+	if got := Sprint(r); got != "9d00cc18 active (2/2 ready) generation 3" {
+		t.Errorf("revision prints %q", got)
+	}
+}
+
+func TestErrorsPrintAsTheAPIsMessage(t *testing.T) {
+	apiErr := &client.Error{Status: 409, Code: "illegal_state", Message: "revision 9d00cc18 is active: retire another"}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{apiErr, "error: revision 9d00cc18 is active: retire another (illegal_state)"},
+		{Stop{apiErr}, "error: revision 9d00cc18 is active: retire another (illegal_state)"},
+		{fmt.Errorf("get: %w", context.Canceled), "interrupted"},
+		{&client.UnreachableError{URL: "http://127.0.0.1:4000", Err: errors.New("connection refused")},
+			"error: cannot reach the platform at http://127.0.0.1:4000 (connection refused)"},
+	} {
+		if got := FormatError(tc.err); got != tc.want {
+			t.Errorf("FormatError(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestWithoutSessionEveryCallSaysSo(t *testing.T) {
+	Use(nil, "")
+	if _, err := Connected(); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("Connected() error %v, want ErrNoSession", err)
+	}
+}

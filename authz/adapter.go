@@ -102,6 +102,12 @@ func (a *adapter) SavePolicy(m model.Model) error {
 			ops = append(ops, clientv3.OpPut(k, v))
 		}
 	}
+	return a.commit(c, ops)
+}
+
+// commit applies ops in transactions of at most 100 operations (etcd's default
+// limit is 128 per transaction).
+func (a *adapter) commit(c context.Context, ops []clientv3.Op) error {
 	for len(ops) > 0 {
 		n := min(len(ops), 100)
 		resp, err := a.cli.Txn(c).Then(ops[:n]...).Commit()
@@ -164,14 +170,5 @@ func (a *adapter) RemoveFilteredPolicy(_ string, ptype string, fieldIndex int, f
 			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
 		}
 	}
-	for len(ops) > 0 {
-		n := min(len(ops), 100)
-		resp, err := a.cli.Txn(c).Then(ops[:n]...).Commit()
-		if err != nil {
-			return err
-		}
-		raise(&a.written, resp.Header.Revision)
-		ops = ops[n:]
-	}
-	return nil
+	return a.commit(c, ops)
 }

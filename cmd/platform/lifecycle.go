@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/discovery-platform/discovery/internal/etcdmirror"
+)
+
+var leaderChanges = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "discovery_leader_changes_total", Help: "Times this instance became the reconciler's leader.",
+})
+
+// lead campaigns for leadership (an etcd election with a 5 s session) and runs
+// work while this instance leads; when the session is lost (this instance was
+// cut off from etcd for longer than its TTL) work is cancelled and it campaigns
+// again. Another instance takes over within about the TTL after a leader dies.
+func (m *Main) lead(ctx context.Context, cli *clientv3.Client, work func(context.Context)) {
+	for ctx.Err() == nil {
+		sess, err := concurrency.NewSession(cli, concurrency.WithTTL(5), concurrency.WithContext(ctx))
+		if err != nil {
+			if ctx.Err() == nil {
+				m.Log.Warn("leader election: no session; retrying", "err", err)
+				etcdmirror.Sleep(ctx, time.Second)
+			}
+			continue
+		}
+		el := concurrency.NewElection(sess, m.Config.EtcdPrefix+"/leader")
+		if err := el.Campaign(ctx, m.Config.Instance); err != nil {
+			_ = sess.Close()
+			continue
+		}
+		leaderChanges.Inc()
+		m.Log.Info("became the reconciler's leader", "instance", m.Config.Instance)
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-sess.Done():
+				m.Log.Warn("lost leadership (etcd session ended)", "instance", m.Config.Instance)
+			case <-lctx.Done():
+			}
+			cancel()
+		}()
+		work(lctx)
+		cancel()
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = el.Resign(rctx)
+		rcancel()
+		_ = sess.Close()
+	}
+}
+
+// listen opens a listening socket, inherited from the previous process
+// after an in-place upgrade.
+func (m *Main) listen(addr string) (net.Listener, error) {
+	if m.Upg != nil {
+		return m.Upg.Listen("tcp", addr)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// StopAccepting closes the API and the gateway to new connections; sessions
+// already upgraded stay with the relay.
+func (m *Main) StopAccepting() {
+	m.stopOnce.Do(func() {
+		if m.server != nil {
+			// Idle keep-alive clients would hold the shutdown to its bound;
+			// past it they are simply closed, which is fine.
+			_ = m.server.App().ShutdownWithTimeout(5 * time.Second)
+		}
+		if m.gateway != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = m.gateway.Shutdown(sctx)
+			cancel()
+		}
+	})
+}
+
+// Drain waits until the relay holds no session, or the bound passes.
+func (m *Main) Drain(bound time.Duration) {
+	if m.relay == nil {
+		return
+	}
+	deadline := time.Now().Add(bound)
+	for m.relay.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := m.relay.Len(); n > 0 {
+		m.Log.Warn("drain bound reached: closing the sessions still open", "sessions", n)
+	}
+}
+
+// Handoff runs in the old process once the new one is ready: stop serving,
+// let go of etcd (the new process opens the same data dir and ports), keep
+// relaying and counting the sessions already open until they end.
+func (m *Main) Handoff() {
+	m.StopAccepting()
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.etcd != nil {
+		m.etcd.Close()
+		<-m.etcd.Server.StopNotify()
+		m.etcd = nil
+	}
+	m.Drain(m.Config.DrainTimeout)
+}
+
+// Close stops everything: the API, the gateway (closing any session still
+// open), the reconciler, the session counter and etcd. Replicas keep running.
+func (m *Main) Close() error {
+	m.StopAccepting()
+	var errs []error
+	if m.relay != nil {
+		errs = append(errs, m.relay.Close())
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.keep != nil {
+		m.keep()
+	}
+	m.keepWG.Wait()
+	if m.client != nil {
+		errs = append(errs, m.client.Close())
+	}
+	if m.etcd != nil {
+		m.etcd.Close()
+		<-m.etcd.Server.StopNotify()
+	}
+	return errors.Join(errs...)
+}

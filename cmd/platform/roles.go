@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discovery-platform/discovery/api"
+	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/authz"
+	"github.com/discovery-platform/discovery/bridge"
+	"github.com/discovery-platform/discovery/deployer"
+	"github.com/discovery-platform/discovery/deployer/process"
+	"github.com/discovery-platform/discovery/endpoint"
+	"github.com/discovery-platform/discovery/endpoint/relay"
+	"github.com/discovery-platform/discovery/internal/etcdhealth"
+	"github.com/discovery-platform/discovery/internal/etcdmirror"
+	"github.com/discovery-platform/discovery/tenants"
+)
+
+// startGateway serves endpoint URLs on --gateway-addr.
+func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) error {
+	// A peer that half-closes and then goes silent is cut after 10s, so it
+	// cannot hold a session (and its count) forever.
+	rl, err := relay.New(relay.Config{HalfCloseTimeout: 10 * time.Second})
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	m.relay = rl
+	gw := endpoint.NewGateway(routes, counter, rl, m.Log.With("part", "gateway"))
+	mux := http.NewServeMux()
+	mux.Handle(endpoint.PathPrefix, gw)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.Handle("/", gw) // anything else: the gateway's JSON 404
+	m.gateway = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	ln := m.gatewayLn
+	m.goRun(func() {
+		// Serve only with a loaded route table: a reconnect must never get a
+		// 404 because the table was still empty (after an upgrade, say).
+		for i := 0; i < 1500 && routes.Synced().IsZero(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := m.gateway.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("gateway stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// startControl runs the process runtime, the reconciler and the API.
+func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, routes *endpoint.Routes, sessions *endpoint.Sessions, counter *endpoint.Counter) error {
+	c := m.Config
+	ts := tenants.NewStore(cli, c.EtcdPrefix, c.NamespacePrefix)
+	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err := ts.Ensure(ectx, tenants.Default)
+	cancel()
+	if err != nil {
+		return err
+	}
+	store := apps.NewStore(cli, c.EtcdPrefix)
+	svc := &apps.Service{Store: store, Tenants: ts}
+
+	tokens, err := m.tokens(ctx, cli)
+	if err != nil {
+		return err
+	}
+	az, err := authz.NewAuthorizer(cli, c.EtcdPrefix, tokens, m.Log.With("part", "authz"))
+	if err != nil {
+		return err
+	}
+	m.goRun(func() { az.Run(bg) })
+	bctx, bcancel := context.WithTimeout(ctx, 15*time.Second)
+	file, err := authz.Bootstrap(bctx, cli, c.EtcdPrefix, az, c.DataDir)
+	bcancel()
+	if err != nil {
+		return err
+	}
+	if file != "" {
+		m.Log.Info("first start: wrote the admin token; use it as 'Authorization: Bearer <token>'", "file", file, "subject", authz.BootstrapSubject)
+	}
+	tenantOps := &apps.TenantService{Apps: svc, Tenants: ts, OnGone: az.DropTenant}
+	health := etcdhealth.New(cli, c.EtcdPrefix+"/tenants/"+tenants.Default, time.Second, m.Log.With("part", "etcd"))
+	m.goRun(func() { health.Run(bg) })
+
+	ln := m.ln
+	apiURL := c.APIURL
+	if apiURL == "" {
+		apiURL = "http://" + loopback(ln.Addr())
+	}
+	// The reconciler (with its runtime) and the tenant janitor run on the
+	// elected leader only; every instance serves the API.
+	var current atomic.Pointer[deployer.Reconciler]
+	sessions.Notify = func(ref apps.Ref) {
+		if r := current.Load(); r != nil {
+			r.Enqueue(ref)
+		}
+	}
+	m.goRun(func() {
+		m.lead(bg, cli, func(lctx context.Context) {
+			rt, err := process.New(process.Config{
+				StateDir:      c.ReplicaDir,
+				ProbeInterval: c.ProbeInterval,
+				Env:           append(os.Environ(), "DISCOVERY_API="+apiURL),
+				Logger:        m.Log.With("part", "runtime"),
+			})
+			if err != nil {
+				m.Log.Error("process runtime", "err", err)
+				return
+			}
+			defer rt.Close()
+			rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{
+				Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
+				Quotas: ts,
+				ReplicaEnv: func(id deployer.ReplicaID) map[string]string {
+					return map[string]string{"DISCOVERY_LEASE_TOKEN": tokens.LeaseToken(id.Tenant, id.App, id.Revision)}
+				},
+			})
+			current.Store(rec)
+			defer current.Store(nil)
+			go func() {
+				for etcdmirror.Sleep(lctx, 2*time.Second) {
+					if err := tenantOps.FinishDeletions(lctx); err != nil && lctx.Err() == nil {
+						m.Log.Warn("finishing tenant deletions", "err", err)
+					}
+				}
+			}()
+			if err := rec.Run(lctx); err != nil {
+				m.Log.Error("reconciler stopped", "err", err)
+			}
+		})
+	})
+
+	public := c.PublicURL
+	if public == "" {
+		public = "http://" + loopbackPort(c.GatewayAddr, m.gatewayLn)
+	}
+	alloc, err := endpoint.NewAllocator(routes, sessions, counter, public, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	m.server = api.New(api.Config{
+		Bridge:      bridge.Handler(),
+		Sessions:    sessions,
+		Apps:        svc,
+		Tenants:     ts,
+		Tokens:      tokens,
+		Auth:        az,
+		Authz:       az,
+		TenantOps:   tenantOps,
+		Limiter:     api.NewLimiter(c.EndpointRate, c.EndpointBurst),
+		Health:      health,
+		Version:     version,
+		StaleWindow: c.StaleWindow,
+		Logs:        process.LogReader{StateDir: c.ReplicaDir},
+		Endpoints:   alloc,
+		Holds:       endpoint.NewHolds(cli, c.EtcdPrefix),
+		Ready: func(ctx context.Context) error {
+			_, err := cli.Get(ctx, c.EtcdPrefix+"/tenants/"+tenants.Default, clientv3.WithCountOnly())
+			return err
+		},
+		Logger: m.Log.With("part", "api"),
+	})
+	m.goRun(func() {
+		if err := m.server.App().Listener(ln); err != nil {
+			m.Log.Error("api server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// tokens signs with the HS256 secret when one is configured, else with the
+// platform's Ed25519 key kept in etcd.
+func (m *Main) tokens(ctx context.Context, cli *clientv3.Client) (*authz.Tokens, error) {
+	if f := m.Config.JWTSecretFile; f != "" {
+		secret, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--jwt-secret-file: %w", err)
+		}
+		return authz.NewHS256Tokens([]byte(strings.TrimSpace(string(secret))))
+	}
+	kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	key, err := authz.LoadOrCreateKey(kctx, cli, m.Config.EtcdPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return authz.NewEdDSATokens(key), nil
+}
+
+// loopback turns a listen address into one a local client can dial.
+func loopback(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && (t.IP == nil || t.IP.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Port))
+	}
+	return a.String()
+}
+
+// loopbackPort is the gateway's local address: from its listener when this
+// instance runs one, else from the configured address.
+func loopbackPort(addr string, ln net.Listener) string {
+	if ln != nil {
+		return loopback(ln.Addr())
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -372,7 +372,7 @@ func TestGetEndpointIsRateLimitedPerClient(t *testing.T) {
 
 type noEndpoints struct{}
 
-func (noEndpoints) Get(_ context.Context, tenant, app string) (endpoint.Endpoint, error) {
+func (noEndpoints) Get(_ context.Context, _, tenant, app string) (endpoint.Endpoint, error) {
 	return endpoint.Endpoint{}, fmt.Errorf("app %s/%s: %w", tenant, app, apps.ErrNotFound)
 }
 

@@ -14,7 +14,7 @@ import (
 
 // EndpointGetter answers get-endpoint (endpoint.Allocator).
 type EndpointGetter interface {
-	Get(ctx context.Context, tenant, app string) (endpoint.Endpoint, error)
+	Get(ctx context.Context, client, tenant, app string) (endpoint.Endpoint, error)
 }
 
 // HoldStore keeps app-held leases (endpoint.Holds).
@@ -57,7 +57,7 @@ func (s *Server) answerEndpoint(c *fiber.Ctx, tenant, app string) error {
 	}
 	// A cold start may take a while: bound it by the request, not the
 	// short management timeout.
-	ep, err := s.cfg.Endpoints.Get(c.UserContext(), tenant, app)
+	ep, err := s.cfg.Endpoints.Get(c.UserContext(), c.IP(), tenant, app)
 	if err != nil {
 		return err
 	}

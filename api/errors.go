@@ -45,6 +45,7 @@ var errorCodes = []struct {
 	{apps.ErrIllegalState, fiber.StatusConflict, "illegal_state"},
 	{errBadRequest, fiber.StatusBadRequest, "bad_request"},
 	{errUnavailable, fiber.StatusServiceUnavailable, "unavailable"},
+	{endpoint.ErrTooManyReservations, fiber.StatusTooManyRequests, "too_many_reservations"},
 	{endpoint.ErrNoCapacity, fiber.StatusServiceUnavailable, "no_capacity"},
 	{endpoint.ErrNotServing, fiber.StatusServiceUnavailable, "not_serving"},
 }
@@ -63,7 +64,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			log.Error("internal error", "method", c.Method(), "path", c.Path(), "err", err)
 			msg = "internal error; see the platform log"
 		}
-		if status == fiber.StatusServiceUnavailable {
+		if status == fiber.StatusServiceUnavailable || status == fiber.StatusTooManyRequests && c.GetRespHeader(fiber.HeaderRetryAfter) == "" {
 			c.Set(fiber.HeaderRetryAfter, "2")
 		}
 		return c.Status(status).JSON(errorBody{errorDetail{Code: code, Message: msg}})

@@ -51,6 +51,9 @@ type Config struct {
 	Limiter *Limiter
 	// Health tells whether etcd answers; nil means always.
 	Health Health
+	// HeaderTimeout bounds how long a client may take to send a request
+	// (slowloris guard; default 10 s).
+	HeaderTimeout time.Duration
 	// Version is the build's version, served at /version.
 	Version string
 	// Sessions reads live session counts (GET .../apps/{app}/sessions); nil
@@ -84,6 +87,9 @@ func New(cfg Config) *Server {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
 	if cfg.StaleWindow <= 0 {
 		cfg.StaleWindow = 5 * time.Minute
 	}
@@ -95,7 +101,7 @@ func New(cfg Config) *Server {
 		ErrorHandler:          errorHandler(cfg.Logger),
 		DisableStartupMessage: true,
 		BodyLimit:             1 << 20,
-		ReadTimeout:           30 * time.Second,
+		ReadTimeout:           cfg.HeaderTimeout,
 		IdleTimeout:           120 * time.Second,
 		AppName:               "discovery",
 	})

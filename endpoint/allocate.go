@@ -19,6 +19,9 @@ import (
 var (
 	ErrNoCapacity = errors.New("endpoint: no replica has room")
 	ErrNotServing = errors.New("endpoint: app has no ready replica")
+	// ErrTooManyReservations: one client address holds too many unconsumed
+	// reservations (429): an anonymous caller cannot reserve an app's capacity.
+	ErrTooManyReservations = errors.New("endpoint: too many reservations from this address")
 )
 
 var endpointLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
@@ -55,7 +58,11 @@ type Allocator struct {
 	ttl    time.Duration
 	// ColdStart bounds how long a call waits for a replica to start.
 	ColdStart time.Duration
+	// PerClient bounds the reservations one client address may hold within a
+	// reservation's lifetime (0: no bound).
+	PerClient int
 	mu        sync.Mutex
+	byClient  map[string][]time.Time // reservation expiries per client address
 }
 
 // NewAllocator returns an allocator handing out URLs under publicURL (e.g.
@@ -73,7 +80,10 @@ func NewAllocator(routes *Routes, sessions *Sessions, counter *Counter, publicUR
 
 // Get chooses a ready replica of the app's active revision with room, by the
 // app's strategy, and reserves a place on it.
-func (a *Allocator) Get(ctx context.Context, tenant, app string) (ep Endpoint, err error) {
+func (a *Allocator) Get(ctx context.Context, client, tenant, app string) (ep Endpoint, err error) {
+	if err := a.admit(client); err != nil {
+		return Endpoint{}, err
+	}
 	start := time.Now()
 	defer func() {
 		outcome := "ok"
@@ -116,6 +126,40 @@ func (a *Allocator) Get(ctx context.Context, tenant, app string) (ep Endpoint, e
 		}
 		t.Stop()
 	}
+}
+
+// admit counts a reservation against the client address, refusing past the
+// bound. Expired entries are dropped as it goes, and an idle address's entry
+// disappears, so the table holds only recent callers.
+func (a *Allocator) admit(client string) error {
+	if a.PerClient <= 0 || client == "" {
+		return nil
+	}
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.byClient == nil {
+		a.byClient = map[string][]time.Time{}
+	}
+	if len(a.byClient) > 10000 {
+		for c, q := range a.byClient {
+			if len(q) == 0 || !q[len(q)-1].After(now) {
+				delete(a.byClient, c)
+			}
+		}
+	}
+	q := a.byClient[client]
+	i := 0
+	for i < len(q) && !q[i].After(now) {
+		i++
+	}
+	q = q[i:]
+	if len(q) >= a.PerClient {
+		a.byClient[client] = q
+		return fmt.Errorf("%w: %s holds %d reservations (at most %d per %s)", ErrTooManyReservations, client, len(q), a.PerClient, a.ttl)
+	}
+	a.byClient[client] = append(q, now.Add(a.ttl))
+	return nil
 }
 
 // try allocates once. canGrow reports that the autoscaler may still add a

@@ -101,6 +101,11 @@ func newFixture(t *testing.T, maxSessions int) *fixture {
 			<-done
 		}
 	})
+	// The route table knows the active revision before any test runs.
+	require.Eventually(t, func() bool {
+		ar, ok := f.routes.App("default", "arena")
+		return ok && ar.Active == f.rev.ID
+	}, 10*time.Second, 10*time.Millisecond)
 	rl, err := relay.New(relay.Config{HalfCloseTimeout: 2 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rl.Close() })
@@ -253,7 +258,7 @@ func TestAllocatorIsCapacityAwareAndReserves(t *testing.T) {
 
 	seen := map[string]int{}
 	for i := 0; i < 4; i++ {
-		ep, err := alloc.Get(context.Background(), "default", "arena")
+		ep, err := alloc.Get(context.Background(), "", "default", "arena")
 		require.NoError(t, err)
 		assert.Equal(t, f.rev.ID, ep.Revision)
 		assert.Equal(t, 30, ep.ExpiresIn)
@@ -261,9 +266,9 @@ func TestAllocatorIsCapacityAwareAndReserves(t *testing.T) {
 		seen[ep.Replica]++
 	}
 	assert.Equal(t, map[string]int{"aaaaaa": 2, "bbbbbb": 2}, seen, "spread over ready replicas, never the starting one")
-	_, err = alloc.Get(context.Background(), "default", "arena")
+	_, err = alloc.Get(context.Background(), "", "default", "arena")
 	assert.ErrorIs(t, err, endpoint.ErrNoCapacity, "every ready replica holds max_sessions")
-	_, err = alloc.Get(context.Background(), "default", "ghost")
+	_, err = alloc.Get(context.Background(), "", "default", "ghost")
 	assert.ErrorIs(t, err, apps.ErrNotFound)
 
 	_, err = endpoint.NewAllocator(f.routes, f.sessions, f.counter, "gw:4001", 0)
@@ -321,4 +326,75 @@ func TestHoldsKeepARevisionBusy(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Count == 1 }, 5*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Count == 0 }, 10*time.Second, 50*time.Millisecond)
+}
+
+func TestGatewayBoundsSessionsPerAddressAndTenant(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		limits endpoint.SessionLimits
+		status int
+		code   string
+	}{
+		{"per address", endpoint.SessionLimits{PerAddress: 2}, 429, "too_many_sessions"},
+		{"per tenant", endpoint.SessionLimits{PerTenant: 2}, 503, "tenant_sessions_full"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, 0)
+			be := backend(t)
+			f.addReplica("aaaaaa", be.Listener.Addr().String(), apps.ReplicaReady)
+			rl, err := relay.New(relay.Config{})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = rl.Close() })
+			gw := endpoint.NewGateway(f.routes, f.counter, rl, nil)
+			gw.SetLimits(c.limits)
+			srv := httptest.NewServer(gw)
+			t.Cleanup(srv.Close)
+			ws := "ws" + strings.TrimPrefix(srv.URL, "http") + "/s/default/arena/" + f.rev.ID + "/aaaaaa/ws"
+			a, _, err := websocket.DefaultDialer.Dial(ws, nil)
+			require.NoError(t, err)
+			b, _, err := websocket.DefaultDialer.Dial(ws, nil)
+			require.NoError(t, err)
+			_, resp, err := websocket.DefaultDialer.Dial(ws, nil)
+			require.Error(t, err, "the third session crosses the bound")
+			require.NotNil(t, resp)
+			assert.Equal(t, c.status, resp.StatusCode)
+			assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+			// The two sessions in are unaffected.
+			require.NoError(t, a.WriteMessage(websocket.TextMessage, []byte("hi")))
+			_, got, err := a.ReadMessage()
+			require.NoError(t, err)
+			assert.Equal(t, "hi", string(got))
+			// A session that ends gives its place back.
+			require.NoError(t, b.Close())
+			require.Eventually(t, func() bool {
+				c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+				if err != nil {
+					return false
+				}
+				_ = c.Close()
+				return true
+			}, 5*time.Second, 20*time.Millisecond)
+			_ = a.Close()
+		})
+	}
+}
+
+func TestAllocatorBoundsReservationsPerClient(t *testing.T) {
+	f := newFixture(t, 0)
+	be := backend(t)
+	f.addReplica("aaaaaa", be.Listener.Addr().String(), apps.ReplicaReady)
+	require.Eventually(t, func() bool { return f.sessions.Replica("default", "arena", f.rev.ID, "x").Known }, 5*time.Second, 10*time.Millisecond)
+	alloc, err := endpoint.NewAllocator(f.routes, f.sessions, f.counter, "http://gw:4001", 30*time.Second)
+	require.NoError(t, err)
+	alloc.PerClient = 3
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		_, err := alloc.Get(ctx, "10.0.0.1", "default", "arena")
+		require.NoError(t, err)
+	}
+	_, err = alloc.Get(ctx, "10.0.0.1", "default", "arena")
+	assert.ErrorIs(t, err, endpoint.ErrTooManyReservations)
+	assert.Equal(t, 3, f.counter.Local(f.ref("aaaaaa")).Reservations, "the refused call reserved nothing")
+	_, err = alloc.Get(ctx, "10.0.0.2", "default", "arena")
+	assert.NoError(t, err, "another address is not affected")
 }

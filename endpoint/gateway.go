@@ -44,7 +44,12 @@ type Gateway struct {
 	log     *slog.Logger
 	// APIBase is prefixed to the get-endpoint hint in 410 answers ("" = path only).
 	APIBase string
+	book    sessionBook
 }
+
+// SetLimits bounds the sessions this gateway holds per client address and per
+// tenant (call before serving).
+func (g *Gateway) SetLimits(l SessionLimits) { g.book.limits = l }
 
 type routeCtxKey struct{}
 
@@ -180,6 +185,26 @@ func isUpgrade(r *http.Request) bool {
 // answer), passes a 101 through, then hands both connections to the relay: no
 // goroutine of ours stays with the session.
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
+	addr, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		addr = r.RemoteAddr
+	}
+	switch g.book.acquire(addr, p.route.Tenant) {
+	case addressFull:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "too_many_sessions", fmt.Sprintf("%s already holds %d sessions on this gateway", addr, g.book.limits.PerAddress), nil)
+		return
+	case tenantFull:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "tenant_sessions_full", fmt.Sprintf("tenant %s holds its maximum of %d sessions on this gateway", p.route.Tenant, g.book.limits.PerTenant), nil)
+		return
+	}
+	held := true
+	defer func() {
+		if held {
+			g.book.release(addr, p.route.Tenant)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	upstream, err := g.dialer.DialContext(ctx, "tcp", p.route.Address)
@@ -226,20 +251,29 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
 		return
 	}
 	_ = client.SetDeadline(time.Time{})
+	// Count the session before the client learns it is connected, so a
+	// count read right after the handshake already includes it.
+	ref := ReplicaRef{Tenant: p.route.Tenant, App: p.route.App, Revision: p.route.Revision, Replica: p.route.Replica}
+	g.counter.Connect(ref)
 	if err := write101(client, resp); err != nil {
+		g.counter.Disconnect(ref)
 		client.Close()
 		upstream.Close()
 		return
 	}
 	clientPending := buffered(cbuf.Reader)
 	upstreamPending := buffered(br)
-	ref := ReplicaRef{Tenant: p.route.Tenant, App: p.route.App, Revision: p.route.Revision, Replica: p.route.Replica}
-	g.counter.Connect(ref)
-	if err := g.relay.Splice(client, upstream, clientPending, upstreamPending, func() { g.counter.Disconnect(ref) }); err != nil {
+	tenant := p.route.Tenant
+	if err := g.relay.Splice(client, upstream, clientPending, upstreamPending, func() {
+		g.counter.Disconnect(ref)
+		g.book.release(addr, tenant)
+	}); err != nil {
 		g.counter.Disconnect(ref)
 		client.Close()
 		upstream.Close()
+		return
 	}
+	held = false // released by the relay when the session ends
 }
 
 // write101 passes the replica's 101 answer on verbatim: status line and

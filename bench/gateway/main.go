@@ -117,7 +117,8 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	for i := 0; i < gateways; i++ {
 		gw := freeAddr()
 		args := []string{"--etcd", etcd.Endpoint, "--gateway-addr", gw, "--data-dir", filepath.Join(dir, "data"+strconv.Itoa(i)),
-			"--instance", "bench-" + strconv.Itoa(i), "--probe-interval", "200ms", "--log-level", "warn"}
+			"--instance", "bench-" + strconv.Itoa(i), "--probe-interval", "200ms", "--log-level", "warn",
+			"--max-sessions-per-addr", "0", "--max-sessions-per-tenant", "0", "--reservations-per-addr", "0"}
 		if i == 0 {
 			args = append(args, "--addr", api, "--endpoint-rate", "0")
 		} else {

@@ -124,6 +124,10 @@ type Config struct {
 	EndpointBurst   int
 	StaleWindow     time.Duration
 	DrainTimeout    time.Duration
+	HeaderTimeout   time.Duration
+	PerAddress      int
+	PerTenant       int
+	ReservationsPer int
 	ProbeInterval   time.Duration
 	Resync          time.Duration
 	LogLevel        string
@@ -202,6 +206,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Float64Var(&c.EndpointRate, "endpoint-rate", envFloat("DISCOVERY_ENDPOINT_RATE", 20), "get-endpoint calls per second per client address; 0 = unlimited (env DISCOVERY_ENDPOINT_RATE)")
 	fs.IntVar(&c.EndpointBurst, "endpoint-burst", int(envFloat("DISCOVERY_ENDPOINT_BURST", 40)), "get-endpoint burst per client address (env DISCOVERY_ENDPOINT_BURST)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", envDuration("DISCOVERY_DRAIN_TIMEOUT", 10*time.Minute), "on SIGTERM or after a SIGHUP upgrade, how long open proxied sessions may run on before this process exits (env DISCOVERY_DRAIN_TIMEOUT)")
+	fs.DurationVar(&c.HeaderTimeout, "read-header-timeout", envDuration("DISCOVERY_READ_HEADER_TIMEOUT", 10*time.Second), "a client must send its request headers within this (slowloris guard), on the API and the gateway (env DISCOVERY_READ_HEADER_TIMEOUT)")
+	fs.IntVar(&c.PerAddress, "max-sessions-per-addr", int(envFloat("DISCOVERY_MAX_SESSIONS_PER_ADDR", 1000)), "open sessions one client address may hold on a gateway; 0 = no bound (env DISCOVERY_MAX_SESSIONS_PER_ADDR)")
+	fs.IntVar(&c.PerTenant, "max-sessions-per-tenant", int(envFloat("DISCOVERY_MAX_SESSIONS_PER_TENANT", 8000)), "open sessions one tenant may hold on a gateway; 0 = no bound (env DISCOVERY_MAX_SESSIONS_PER_TENANT)")
+	fs.IntVar(&c.ReservationsPer, "reservations-per-addr", int(envFloat("DISCOVERY_RESERVATIONS_PER_ADDR", 100)), "get-endpoint reservations one client address may hold at once; 0 = no bound (env DISCOVERY_RESERVATIONS_PER_ADDR)")
 	fs.DurationVar(&c.StaleWindow, "stale-window", envDuration("DISCOVERY_STALE_WINDOW", 5*time.Minute), "while etcd is unreachable, how long get-endpoint keeps answering from memory (env DISCOVERY_STALE_WINDOW)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
 	fs.DurationVar(&c.Resync, "resync", envDuration("DISCOVERY_RESYNC", 10*time.Second), "full reconcile interval (env DISCOVERY_RESYNC)")

@@ -37,11 +37,12 @@ func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) 
 	}
 	m.relay = rl
 	gw := endpoint.NewGateway(routes, counter, rl, m.Log.With("part", "gateway"))
+	gw.SetLimits(endpoint.SessionLimits{PerAddress: m.Config.PerAddress, PerTenant: m.Config.PerTenant})
 	mux := http.NewServeMux()
 	mux.Handle(endpoint.PathPrefix, gw)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.Handle("/", gw) // anything else: the gateway's JSON 404
-	m.gateway = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	m.gateway = &http.Server{Handler: mux, ReadHeaderTimeout: m.Config.HeaderTimeout, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	ln := m.gatewayLn
 	m.goRun(func() {
 		// Serve only with a loaded route table: a reconnect must never get a
@@ -147,22 +148,24 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 	if err != nil {
 		return err
 	}
+	alloc.PerClient = c.ReservationsPer
 	m.server = api.New(api.Config{
-		Bridge:      bridge.Handler(),
-		Sessions:    sessions,
-		Apps:        svc,
-		Tenants:     ts,
-		Tokens:      tokens,
-		Auth:        az,
-		Authz:       az,
-		TenantOps:   tenantOps,
-		Limiter:     api.NewLimiter(c.EndpointRate, c.EndpointBurst),
-		Health:      health,
-		Version:     version,
-		StaleWindow: c.StaleWindow,
-		Logs:        process.LogReader{StateDir: c.ReplicaDir},
-		Endpoints:   alloc,
-		Holds:       endpoint.NewHolds(cli, c.EtcdPrefix),
+		Bridge:        bridge.Handler(),
+		Sessions:      sessions,
+		Apps:          svc,
+		Tenants:       ts,
+		Tokens:        tokens,
+		Auth:          az,
+		Authz:         az,
+		TenantOps:     tenantOps,
+		Limiter:       api.NewLimiter(c.EndpointRate, c.EndpointBurst),
+		Health:        health,
+		HeaderTimeout: c.HeaderTimeout,
+		Version:       version,
+		StaleWindow:   c.StaleWindow,
+		Logs:          process.LogReader{StateDir: c.ReplicaDir},
+		Endpoints:     alloc,
+		Holds:         endpoint.NewHolds(cli, c.EtcdPrefix),
 		Ready: func(ctx context.Context) error {
 			_, err := cli.Get(ctx, c.EtcdPrefix+"/tenants/"+tenants.Default, clientv3.WithCountOnly())
 			return err

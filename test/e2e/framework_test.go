@@ -117,7 +117,7 @@ func (f *Framework) Start() {
 		bin = platformBinary(f.t)
 	}
 	cmd := exec.Command(bin, "--addr", f.Addr, "--gateway-addr", f.Gateway, "--data-dir", f.DataDir,
-		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug", "--endpoint-rate", "0")
+		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug", "--endpoint-rate", "0", "--reservations-per-addr", "0")
 	cmd.Args = append(cmd.Args, f.Args...)
 	cmd.Env = append(os.Environ(), f.Marker)
 	logf, err := os.OpenFile(f.logs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

@@ -106,16 +106,9 @@ func addImports(filename, src string, guarded bool) (string, error) {
 	if len(want) == 0 {
 		return src, nil
 	}
-	names := make([]string, 0, len(want))
-	for n := range want {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("; import (")
-	for _, n := range names {
-		fmt.Fprintf(&b, "%s %q; ", n, want[n])
-	}
+	b.WriteString(importSpecs(want))
 	b.WriteString(")")
 	end := fset.Position(f.Name.End()).Offset
 	return src[:end] + b.String() + src[end:], nil
@@ -142,4 +135,19 @@ func importsOnly(src string) (specs [][2]string, ok bool) {
 		specs = append(specs, [2]string{name, path})
 	}
 	return specs, true
+}
+
+// importSpecs writes `name "path"; ` for each entry, sorted by name, so the
+// generated import block is the same on every run.
+func importSpecs(pkgs map[string]string) string {
+	names := make([]string, 0, len(pkgs))
+	for n := range pkgs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s %q; ", n, pkgs[n])
+	}
+	return b.String()
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 
@@ -95,16 +94,11 @@ func New(opts Options) (*Shell, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(autoImports))
-	for n := range autoImports {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("import (")
-	for _, n := range names {
-		fmt.Fprintf(&b, "%s %q; ", n, autoImports[n])
-		s.imported[n] = autoImports[n]
+	b.WriteString(importSpecs(autoImports))
+	for n, p := range autoImports {
+		s.imported[n] = p
 	}
 	fmt.Fprintf(&b, "%s %q)", guardName, platformPath("shell/lib/dsh"))
 	if _, err := s.in.Eval(b.String()); err != nil {

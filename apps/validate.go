@@ -185,7 +185,8 @@ type RevisionSpec struct {
 	Resources *Resources        `json:"resources,omitempty"`
 }
 
-// Validate checks a deploy request. PORT is reserved: the runtime sets it.
+// Validate checks a deploy request. HOST, PORT, POD_IP and DISCOVERY_* are
+// reserved: the runtime sets them (apps listen on $HOST:$PORT).
 func (s RevisionSpec) Validate() error {
 	if s.Image == "" && len(s.Command) == 0 {
 		return fmt.Errorf("%w: a revision needs an image or a command", ErrInvalid)
@@ -216,7 +217,7 @@ func (s RevisionSpec) Validate() error {
 		if !envName.MatchString(k) || len(k) > 256 {
 			return fmt.Errorf("%w: env name %q must match [A-Za-z_][A-Za-z0-9_]*", ErrInvalid, truncate(k, 80))
 		}
-		if k == "PORT" || strings.HasPrefix(k, "DISCOVERY_") {
+		if k == "PORT" || k == "HOST" || k == "POD_IP" || strings.HasPrefix(k, "DISCOVERY_") {
 			return fmt.Errorf("%w: env %s is reserved: the platform sets it", ErrInvalid, k)
 		}
 		if len(v) > MaxEnvValueLen || strings.ContainsRune(v, 0) {

@@ -79,6 +79,8 @@ func TestRevisionSpecValidate(t *testing.T) {
 		{RevisionSpec{Image: "a b"}, "image"},
 		{RevisionSpec{Command: []string{"x"}, Env: map[string]string{"PORT": "1"}}, "reserved"},
 		{RevisionSpec{Command: []string{"x"}, Env: map[string]string{"DISCOVERY_REPLICA": "1"}}, "reserved"},
+		{RevisionSpec{Command: []string{"x"}, Env: map[string]string{"HOST": "0.0.0.0"}}, "reserved"},
+		{RevisionSpec{Command: []string{"x"}, Env: map[string]string{"POD_IP": "1.2.3.4"}}, "reserved"},
 		{RevisionSpec{Command: []string{"x"}, Env: map[string]string{"1BAD": "1"}}, "env name"},
 		{RevisionSpec{Command: make([]string, MaxCommandArgs+1)}, "arguments"},
 		{RevisionSpec{Command: []string{"x", "a\x00b"}}, "NUL"},

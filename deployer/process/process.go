@@ -281,6 +281,7 @@ func (r *Runtime) env(spec deployer.ReplicaSpec, port int) []string {
 		env = append(env, k+"="+spec.Env[k])
 	}
 	return append(env,
+		"HOST="+r.cfg.Host,
 		"PORT="+strconv.Itoa(port),
 		"DISCOVERY_TENANT="+spec.Tenant,
 		"DISCOVERY_APP="+spec.App,

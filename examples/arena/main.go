@@ -22,7 +22,8 @@ import (
 
 // config is everything the arena reads from flags and the environment.
 type config struct {
-	port  string // listen on 127.0.0.1:port
+	host  string // listen on host:port (a pod's IP on Kubernetes)
+	port  string
 	rules rules
 	// revision and replica identify this process; the platform sets them.
 	revision, replica string
@@ -74,7 +75,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	var c config
 	fs := flag.NewFlagSet("arena", flag.ContinueOnError)
 	fs.SetOutput(usage)
-	fs.StringVar(&c.port, "port", envString("PORT", "8080"), "listen on 127.0.0.1:`port` (env PORT)")
+	fs.StringVar(&c.host, "host", envString("HOST", "127.0.0.1"), "listen on this address; on Kubernetes the platform sets the pod's IP (env HOST)")
+	fs.StringVar(&c.port, "port", envString("PORT", "8080"), "listen on host:`port` (env PORT)")
 	fs.IntVar(&c.rules.size, "size", envInt("ARENA_SIZE", 16), "side of the square grid (env ARENA_SIZE)")
 	fs.BoolVar(&c.rules.respawn, "respawn", envBool("RESPAWN", true), "bring dead players back; false is the demo's v2 (env RESPAWN)")
 	fs.DurationVar(&c.rules.respawnDelay, "respawn-delay", envDuration("RESPAWN_DELAY", 5*time.Second), "time a dead player waits to respawn (env RESPAWN_DELAY)")
@@ -115,7 +117,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", cfg.port))
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.host, cfg.port))
 	if err != nil {
 		log.Error("listen", "err", err)
 		os.Exit(1)

@@ -1,5 +1,5 @@
-// Command hello is the smallest app Discovery can host: an HTTP server on $PORT
-// that says which revision and replica answered. The README deploys it twice to
+// Command hello is the smallest app Discovery can host: an HTTP server on
+// $HOST:$PORT (HOST defaults to 127.0.0.1; on Kubernetes it is the pod's IP) that says which revision and replica answered. The README deploys it twice to
 // show a zero-downtime rollout.
 package main
 
@@ -16,7 +16,11 @@ import (
 )
 
 func main() {
-	addr := net.JoinHostPort("127.0.0.1", os.Getenv("PORT"))
+	host := os.Getenv("HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	addr := net.JoinHostPort(host, os.Getenv("PORT"))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {

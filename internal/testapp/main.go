@@ -2,7 +2,8 @@
 // a well-mannered app (serves on $PORT, answers a health check, stops on
 // SIGTERM) and can be told through its environment to misbehave:
 //
-//	PORT=<n>                 listen on 127.0.0.1:<n> (0 or unset: any port)
+//	PORT=<n>                 listen on $HOST:<n> (0 or unset: any port)
+//	HOST=<ip>                the address to listen on (unset: 127.0.0.1; a pod gets its IP)
 //	NEVER_HEALTHY=1          GET /healthz always answers 503
 //	HEALTH_DELAY=<duration>  GET /healthz answers 503 until that long after start
 //	FAIL_START=1             print "failing on purpose" to stderr, exit 3
@@ -49,7 +50,11 @@ func main() {
 	if port == "" {
 		port = "0"
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+	host := os.Getenv("HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "listen:", err)
 		os.Exit(1)

@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/discovery-platform/discovery/apps"
@@ -33,6 +34,11 @@ type Runtime interface {
 	Changes() <-chan apps.Ref
 }
 
+// ErrRuntimeUnavailable wraps a runtime error that says nothing about the
+// replica (the Kubernetes API server unreachable, throttling): the reconciler
+// retries later instead of counting a failed start against the revision.
+var ErrRuntimeUnavailable = errors.New("deployer: runtime unavailable")
+
 // ReplicaID names one replica everywhere.
 type ReplicaID struct {
 	Tenant, App, Revision, Replica string
@@ -51,6 +57,9 @@ type ReplicaSpec struct {
 	Port int
 	// HealthPath is probed with HTTP GET; empty means a TCP connect.
 	HealthPath string
+	// Resources is what the replica requests (Kubernetes: requests = limits);
+	// nil takes the tenant's defaults.
+	Resources *apps.Resources
 	// ShutdownGrace is the default grace for stops the runtime initiates itself.
 	ShutdownGrace time.Duration
 }

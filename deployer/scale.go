@@ -184,6 +184,7 @@ func (s *syncer) start(rev apps.Revision, rec apps.Replica) error {
 		ReplicaID: ReplicaID{Tenant: rec.Tenant, App: rec.App, Revision: rec.Revision, Replica: rec.ID},
 		Image:     rev.Image, Command: rev.Command, Env: rev.Env,
 		Port: app.Port, HealthPath: app.HealthPath, ShutdownGrace: app.ShutdownGrace.D(),
+		Resources: rev.Resources,
 	}
 	if f := s.r.cfg.ReplicaEnv; f != nil {
 		env := make(map[string]string, len(rev.Env)+4)
@@ -196,6 +197,11 @@ func (s *syncer) start(rev apps.Revision, rec apps.Replica) error {
 		spec.Env = env
 	}
 	if err := s.r.rt.Start(s.ctx, spec); err != nil {
+		if errors.Is(err, ErrRuntimeUnavailable) {
+			// Nothing is wrong with the revision: keep the record (a later
+			// pass starts it again; Start is idempotent) and retry.
+			return fmt.Errorf("start replica %s: %w", rec.ID, err)
+		}
 		// A start that cannot happen (no command, bad binary) counts as a crash,
 		// so a starting revision fails after a few tries instead of looping.
 		rev.Crashes++

@@ -2,6 +2,8 @@ package kubernetes
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"testing"
@@ -51,6 +53,14 @@ func (q quotas) Quota(_ context.Context, tenant string) (tenants.Quota, error) {
 		return v, nil
 	}
 	return tenants.Quota{}, tenants.ErrNotFound
+}
+
+// uniq makes a namespace prefix of this run's own: a namespace deleted by a
+// previous run (go test -count=N) may still be terminating.
+func uniq(prefix string) string {
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b) + "-"
 }
 
 func open(t *testing.T, c *kubetest.Cluster, prefix string, q deployer.QuotaSource) *Runtime {
@@ -129,7 +139,8 @@ func TestTenantObjectsMirrorTheQuota(t *testing.T) {
 		"a": {MaxApps: 5, MaxReplicas: 4, MaxRevisions: 3, MaxCPUMillis: 500, MaxMemoryMB: 256},
 		"b": {MaxApps: 5, MaxReplicas: 9, MaxRevisions: 3, MaxCPUMillis: 2000, MaxMemoryMB: 1024},
 	}
-	rt := open(t, c, "tq-", q)
+	pfx := uniq("tq")
+	rt := open(t, c, pfx, q)
 	ctx := t.Context()
 	ida := deployer.ReplicaID{Tenant: "a", App: "arena", Revision: "9d00cc18", Replica: "aa0001"}
 	idb := deployer.ReplicaID{Tenant: "b", App: "arena", Revision: "1a2b3c4d", Replica: "bb0001"}
@@ -141,7 +152,7 @@ func TestTenantObjectsMirrorTheQuota(t *testing.T) {
 	waitReady(t, rt, idb)
 
 	core := c.Client.CoreV1()
-	for tenant, ns := range map[string]string{"a": "tq-a", "b": "tq-b"} {
+	for tenant, ns := range map[string]string{"a": pfx + "a", "b": pfx + "b"} {
 		n, err := core.Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, tenant, n.Labels[LabelTenant])
@@ -170,12 +181,12 @@ func TestTenantObjectsMirrorTheQuota(t *testing.T) {
 
 	// A's pod asks for its resources as request and limit; the namespace's
 	// LimitRange carries A's per-replica bound.
-	p, err := core.Pods("tq-a").Get(ctx, podName(ida), metav1.GetOptions{})
+	p, err := core.Pods(pfx+"a").Get(ctx, podName(ida), metav1.GetOptions{})
 	require.NoError(t, err)
 	res := p.Spec.Containers[0].Resources
 	assert.Equal(t, "250m", ptr(res.Requests[corev1.ResourceCPU]).String())
 	assert.Equal(t, "128Mi", ptr(res.Limits[corev1.ResourceMemory]).String())
-	lr, err := core.LimitRanges("tq-a").Get(ctx, LimitRangeName, metav1.GetOptions{})
+	lr, err := core.LimitRanges(pfx+"a").Get(ctx, LimitRangeName, metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "500m", ptr(lr.Spec.Limits[0].Max[corev1.ResourceCPU]).String())
 
@@ -189,15 +200,15 @@ func TestTenantObjectsMirrorTheQuota(t *testing.T) {
 	q2 := q["a"]
 	q2.MaxReplicas = 7
 	require.NoError(t, rt.SyncTenant(ctx, "a", &q2))
-	rq, err := core.ResourceQuotas("tq-a").Get(ctx, QuotaName, metav1.GetOptions{})
+	rq, err := core.ResourceQuotas(pfx+"a").Get(ctx, QuotaName, metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "7", ptr(rq.Spec.Hard[corev1.ResourcePods]).String())
 
 	// Deleting tenant B deletes its namespace, with its pods.
 	require.NoError(t, rt.Stop(ctx, idb, time.Second))
 	require.NoError(t, rt.DeleteTenant(ctx, "b"))
-	eventually(t, "namespace tq-b going", 30*time.Second, func() bool {
-		n, err := core.Namespaces().Get(ctx, "tq-b", metav1.GetOptions{})
+	eventually(t, "namespace "+pfx+"b going", 30*time.Second, func() bool {
+		n, err := core.Namespaces().Get(ctx, pfx+"b", metav1.GetOptions{})
 		return apierrors.IsNotFound(err) || (err == nil && n.DeletionTimestamp != nil)
 	})
 	require.NoError(t, rt.Stop(ctx, ida, time.Second))
@@ -210,13 +221,14 @@ func ptr(q resource.Quantity) *resource.Quantity { return &q }
 // outlived the old runtime, and New waits for the informer's first list).
 func TestRestartedRuntimeSeesRunningPods(t *testing.T) {
 	c := cluster(t)
-	first := open(t, c, "rs-", nil)
+	pfx := uniq("rs")
+	first := open(t, c, pfx, nil)
 	id := deployer.ReplicaID{Tenant: "t", App: "arena", Revision: "9d00cc18", Replica: "r00001"}
 	require.NoError(t, first.Start(t.Context(), spec(id, nil)))
 	before := waitReady(t, first, id)
 	require.NoError(t, first.Close())
 
-	second := open(t, c, "rs-", nil)
+	second := open(t, c, pfx, nil)
 	list, err := second.List(t.Context(), id.Tenant, id.App)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
@@ -228,7 +240,7 @@ func TestRestartedRuntimeSeesRunningPods(t *testing.T) {
 // TestStartWithoutImageIsRefused: the kubernetes runtime needs an image.
 func TestStartWithoutImageIsRefused(t *testing.T) {
 	c := cluster(t)
-	rt := open(t, c, "ni-", nil)
+	rt := open(t, c, uniq("ni"), nil)
 	s := spec(deployer.ReplicaID{Tenant: "t", App: "x", Revision: "9d00cc18", Replica: "r1"}, nil)
 	s.Image, s.Command = "", []string{"/bin/true"}
 	require.ErrorIs(t, rt.Start(t.Context(), s), ErrNoImage)

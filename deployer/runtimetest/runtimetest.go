@@ -7,6 +7,8 @@ package runtimetest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,6 +36,9 @@ type Suite struct {
 	Tenant string
 	// Within bounds every wait (a pod takes longer than a process).
 	Within time.Duration
+	// run tells one Run's replicas from another's (go test -count=N), whose
+	// pods may still be terminating under the same names.
+	run string
 }
 
 // Run runs the contract.
@@ -41,6 +46,9 @@ func Run(t *testing.T, s Suite) {
 	if s.Within == 0 {
 		s.Within = 20 * time.Second
 	}
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	s.run = hex.EncodeToString(b)
 	for _, tc := range []struct {
 		name string
 		test func(*testing.T, Suite)
@@ -64,9 +72,10 @@ func (s Suite) id(t *testing.T, replica string) deployer.ReplicaID {
 	// An app per test, so tests run side by side.
 	app := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	app = app[strings.LastIndex(app, "-")+1:]
-	if len(app) > 30 {
-		app = app[:30]
+	if len(app) > 24 {
+		app = app[:24]
 	}
+	app += "-" + s.run
 	return deployer.ReplicaID{Tenant: s.Tenant, App: app, Revision: "9d00cc18", Replica: replica}
 }
 
@@ -220,8 +229,8 @@ func testStop(t *testing.T, s Suite) {
 		assert.NotContains(t, o.Exit, "killed")
 		require.NoError(t, rt.Remove(t.Context(), id))
 	}
-	_, listed := find(t, rt, id)
-	assert.False(t, listed)
+	// A runtime that observes through a watch may list it a moment longer.
+	s.wait(t, rt, id, "removed", func(_ deployer.Observed, ok bool) bool { return !ok })
 	require.NoError(t, rt.Stop(t.Context(), id, time.Second), "stopping an unknown replica is no error")
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -26,28 +27,34 @@ type errorDetail struct {
 }
 
 // codes maps domain sentinels to HTTP statuses: the one place that does so.
+// msg, when set, is what the client is told instead of the error's text.
 var errorCodes = []struct {
 	err    error
 	status int
 	code   string
+	msg    string
 }{
-	{apps.ErrNotFound, fiber.StatusNotFound, "not_found"},
-	{tenants.ErrNotFound, fiber.StatusNotFound, "not_found"},
-	{tenants.ErrExists, fiber.StatusConflict, "already_exists"},
-	{tenants.ErrInvalid, fiber.StatusBadRequest, "invalid"},
-	{tenants.ErrConflict, fiber.StatusConflict, "conflict"},
-	{tenants.ErrQuotaExceeded, fiber.StatusForbidden, "quota_exceeded"},
-	{authz.ErrInvalid, fiber.StatusBadRequest, "invalid"},
-	{authz.ErrUnauthenticated, fiber.StatusUnauthorized, "unauthenticated"},
-	{apps.ErrExists, fiber.StatusConflict, "already_exists"},
-	{apps.ErrInvalid, fiber.StatusBadRequest, "invalid"},
-	{apps.ErrConflict, fiber.StatusConflict, "conflict"},
-	{apps.ErrIllegalState, fiber.StatusConflict, "illegal_state"},
-	{errBadRequest, fiber.StatusBadRequest, "bad_request"},
-	{errUnavailable, fiber.StatusServiceUnavailable, "unavailable"},
-	{endpoint.ErrTooManyReservations, fiber.StatusTooManyRequests, "too_many_reservations"},
-	{endpoint.ErrNoCapacity, fiber.StatusServiceUnavailable, "no_capacity"},
-	{endpoint.ErrNotServing, fiber.StatusServiceUnavailable, "not_serving"},
+	{apps.ErrNotFound, fiber.StatusNotFound, "not_found", ""},
+	{tenants.ErrNotFound, fiber.StatusNotFound, "not_found", ""},
+	{tenants.ErrExists, fiber.StatusConflict, "already_exists", ""},
+	{tenants.ErrInvalid, fiber.StatusBadRequest, "invalid", ""},
+	{tenants.ErrConflict, fiber.StatusConflict, "conflict", ""},
+	{tenants.ErrQuotaExceeded, fiber.StatusForbidden, "quota_exceeded", ""},
+	{authz.ErrInvalid, fiber.StatusBadRequest, "invalid", ""},
+	{authz.ErrUnauthenticated, fiber.StatusUnauthorized, "unauthenticated", ""},
+	{apps.ErrExists, fiber.StatusConflict, "already_exists", ""},
+	{apps.ErrInvalid, fiber.StatusBadRequest, "invalid", ""},
+	{apps.ErrConflict, fiber.StatusConflict, "conflict", ""},
+	{apps.ErrIllegalState, fiber.StatusConflict, "illegal_state", ""},
+	{errBadRequest, fiber.StatusBadRequest, "bad_request", ""},
+	{errUnavailable, fiber.StatusServiceUnavailable, "unavailable", ""},
+	{endpoint.ErrTooManyReservations, fiber.StatusTooManyRequests, "too_many_reservations", ""},
+	{endpoint.ErrNoCapacity, fiber.StatusServiceUnavailable, "no_capacity", ""},
+	{endpoint.ErrNotServing, fiber.StatusServiceUnavailable, "not_serving", ""},
+	// etcd's NOSPACE alarm: the store is over its quota and refuses every
+	// write until space is freed and the alarm disarmed.
+	{rpctypes.ErrNoSpace, fiber.StatusServiceUnavailable, "store_full",
+		"the platform's store (etcd) is full (NOSPACE alarm); nothing was changed. The embedded etcd recovers by itself (compaction, defragmentation); an external cluster needs its operator. Retry later"},
 }
 
 var (
@@ -74,6 +81,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 func classify(err error) (int, string, string) {
 	for _, e := range errorCodes {
 		if errors.Is(err, e.err) {
+			if e.msg != "" {
+				return e.status, e.code, e.msg
+			}
 			return e.status, e.code, err.Error()
 		}
 	}

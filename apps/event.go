@@ -19,6 +19,11 @@ const (
 	EventReplicaAdopted  EventType = "replica_adopted"
 	EventCapped          EventType = "capped"
 	EventError           EventType = "error"
+	// The platform's own incidents, told to every app once they are over
+	// (during them nothing could be written): its store was unreachable, or
+	// full (etcd's NOSPACE alarm).
+	EventEtcdOutage EventType = "etcd_outage"
+	EventStoreFull  EventType = "store_full"
 )
 
 // Event is one line of an app's activity log. Events are kept in etcd, at most

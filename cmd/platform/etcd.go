@@ -36,8 +36,9 @@ func readURLs(dir string) (etcdURLs, error) {
 // startEmbeddedEtcd starts a single etcd member with its data in dir, on
 // loopback ports (the previous ones if still free), and returns it with its
 // client URL. It compacts its history hourly so a long-running install does
-// not grow without bound.
-func startEmbeddedEtcd(dir string, waitPorts time.Duration) (*embed.Etcd, string, error) {
+// not grow without bound (the platform defragments it on a schedule:
+// etcdmaint). quota is its space quota in bytes (0: etcd's 2 GiB).
+func startEmbeddedEtcd(dir string, waitPorts time.Duration, quota int64) (*embed.Etcd, string, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.Name = "discovery"
@@ -48,6 +49,7 @@ func startEmbeddedEtcd(dir string, waitPorts time.Duration) (*embed.Etcd, string
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
 	cfg.TickMs, cfg.ElectionMs = 50, 500
+	cfg.QuotaBackendBytes = quota
 	prev, err := readURLs(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", err

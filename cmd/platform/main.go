@@ -23,10 +23,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/discovery-platform/discovery/api"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/endpoint/relay"
+	"github.com/discovery-platform/discovery/internal/certfile"
 )
 
 func main() {
@@ -118,6 +120,7 @@ type Config struct {
 	Etcd            []string
 	EtcdPrefix      string
 	Runtime         string
+	Kubeconfig      string
 	NamespacePrefix string
 	JWTSecretFile   string
 	EndpointRate    float64
@@ -131,6 +134,16 @@ type Config struct {
 	ProbeInterval   time.Duration
 	Resync          time.Duration
 	LogLevel        string
+	// TLSCert and TLSKey (PEM files, reloaded on change) serve the API and
+	// the gateway over HTTPS/WSS; both empty serves plain HTTP.
+	TLSCert string
+	TLSKey  string
+	// EtcdQuotaBytes is the embedded etcd's space quota (0: etcd's 2 GiB).
+	EtcdQuotaBytes int64
+	// EtcdDefrag is how often etcd is defragmented (0: never); it applies to
+	// an external cluster only with EtcdDefragExternal.
+	EtcdDefrag         time.Duration
+	EtcdDefragExternal bool
 }
 
 // Main is the running platform: ParseFlags, Run, Close (so an end-to-end test
@@ -148,7 +161,9 @@ type Main struct {
 	gateway   *http.Server
 	gatewayLn net.Listener
 	relay     *relay.Relay
-	cancel    context.CancelFunc // everything but the session counter
+	kube      kubernetes.Interface // with --runtime kubernetes
+	certs     *certfile.Reloader   // nil: plain HTTP
+	cancel    context.CancelFunc   // everything but the session counter
 	wg        sync.WaitGroup
 	keep      context.CancelFunc // the session counter: it runs until the last session ends
 	keepWG    sync.WaitGroup
@@ -185,6 +200,15 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
+}
+
 // ParseFlags reads flags; each has an environment variable as its default.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("platform", flag.ContinueOnError)
@@ -193,14 +217,15 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Role, "role", env("DISCOVERY_ROLE", "all"), "all, api (API + reconciler) or gateway (env DISCOVERY_ROLE)")
 	fs.StringVar(&c.Addr, "addr", env("DISCOVERY_ADDR", ":4000"), "API listen address (env DISCOVERY_ADDR)")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", env("DISCOVERY_GATEWAY_ADDR", ":4001"), "gateway listen address (env DISCOVERY_GATEWAY_ADDR)")
-	fs.StringVar(&c.PublicURL, "public-url", env("DISCOVERY_PUBLIC_URL", ""), "gateway base URL given to clients by get-endpoint; default http://127.0.0.1:<gateway port> (env DISCOVERY_PUBLIC_URL)")
-	fs.StringVar(&c.APIURL, "api-url", env("DISCOVERY_API_URL", ""), "API base URL given to replicas in $DISCOVERY_API for app-held leases; default http://127.0.0.1:<api port> (env DISCOVERY_API_URL)")
+	fs.StringVar(&c.PublicURL, "public-url", env("DISCOVERY_PUBLIC_URL", ""), "gateway base URL given to clients by get-endpoint; default http://127.0.0.1:<gateway port>, https:// with --tls-cert (env DISCOVERY_PUBLIC_URL)")
+	fs.StringVar(&c.APIURL, "api-url", env("DISCOVERY_API_URL", ""), "API base URL given to replicas in $DISCOVERY_API for app-held leases; default http://127.0.0.1:<api port>, https:// with --tls-cert (env DISCOVERY_API_URL)")
 	fs.StringVar(&c.Instance, "instance", env("DISCOVERY_INSTANCE", ""), "this instance's name in session counts; default host-pid (env DISCOVERY_INSTANCE)")
 	fs.StringVar(&c.DataDir, "data-dir", env("DISCOVERY_DATA_DIR", "./data"), "data directory: embedded etcd, replica state and logs (env DISCOVERY_DATA_DIR)")
 	fs.StringVar(&c.ReplicaDir, "replica-dir", env("DISCOVERY_REPLICA_DIR", ""), "process runtime state (replica processes and logs); default <data-dir>/replicas. Instances on one machine that share an etcd share it too, so a new leader adopts the old one's replicas (env DISCOVERY_REPLICA_DIR)")
 	fs.StringVar(&etcd, "etcd", env("DISCOVERY_ETCD", ""), "comma-separated etcd endpoints; empty starts an embedded etcd (env DISCOVERY_ETCD)")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", env("DISCOVERY_ETCD_PREFIX", "/discovery"), "key prefix in etcd (env DISCOVERY_ETCD_PREFIX)")
-	fs.StringVar(&c.Runtime, "runtime", env("DISCOVERY_RUNTIME", "process"), "where replicas run: process (env DISCOVERY_RUNTIME)")
+	fs.StringVar(&c.Runtime, "runtime", env("DISCOVERY_RUNTIME", "process"), "where replicas run: process (local processes) or kubernetes (pods) (env DISCOVERY_RUNTIME)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", env("DISCOVERY_KUBECONFIG", env("KUBECONFIG", "")), "with --runtime kubernetes: the cluster's kubeconfig; empty means in-cluster, with the pod's ServiceAccount (env DISCOVERY_KUBECONFIG, KUBECONFIG)")
 	fs.StringVar(&c.NamespacePrefix, "namespace-prefix", env("DISCOVERY_NAMESPACE_PREFIX", "discovery-"), "tenant namespace prefix (env DISCOVERY_NAMESPACE_PREFIX)")
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", env("DISCOVERY_JWT_SECRET_FILE", ""), "sign tokens with HS256 and this shared secret (32+ bytes) instead of the platform's Ed25519 key (env DISCOVERY_JWT_SECRET_FILE)")
 	fs.Float64Var(&c.EndpointRate, "endpoint-rate", envFloat("DISCOVERY_ENDPOINT_RATE", 20), "get-endpoint calls per second per client address; 0 = unlimited (env DISCOVERY_ENDPOINT_RATE)")
@@ -214,6 +239,11 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
 	fs.DurationVar(&c.Resync, "resync", envDuration("DISCOVERY_RESYNC", 10*time.Second), "full reconcile interval (env DISCOVERY_RESYNC)")
 	fs.StringVar(&c.LogLevel, "log-level", env("DISCOVERY_LOG_LEVEL", "info"), "debug, info, warn or error (env DISCOVERY_LOG_LEVEL)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("DISCOVERY_TLS_CERT", ""), "PEM certificate (chain) serving the API and the gateway over HTTPS/WSS; reloaded when the file changes; needs --tls-key (env DISCOVERY_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("DISCOVERY_TLS_KEY", ""), "PEM private key of --tls-cert; reloaded when the file changes (env DISCOVERY_TLS_KEY)")
+	fs.Int64Var(&c.EtcdQuotaBytes, "etcd-quota-bytes", int64(envFloat("DISCOVERY_ETCD_QUOTA_BYTES", 0)), "embedded etcd's space quota in bytes; past it etcd raises NOSPACE and refuses writes; 0 = etcd's 2 GiB (env DISCOVERY_ETCD_QUOTA_BYTES)")
+	fs.DurationVar(&c.EtcdDefrag, "etcd-defrag-interval", envDuration("DISCOVERY_ETCD_DEFRAG_INTERVAL", 24*time.Hour), "how often the embedded etcd is defragmented (returns the space compaction freed); 0 = never (env DISCOVERY_ETCD_DEFRAG_INTERVAL)")
+	fs.BoolVar(&c.EtcdDefragExternal, "etcd-defrag-external", envBool("DISCOVERY_ETCD_DEFRAG_EXTERNAL", false), "also defragment an external --etcd cluster, one member at a time, every --etcd-defrag-interval (env DISCOVERY_ETCD_DEFRAG_EXTERNAL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -237,8 +267,14 @@ func (m *Main) ParseFlags(args []string) error {
 		host, _ := os.Hostname()
 		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	if c.Runtime != "process" {
-		return fmt.Errorf("--runtime %q: only \"process\" is available in this build", c.Runtime)
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
+	}
+	if c.EtcdQuotaBytes < 0 || c.EtcdDefrag < 0 {
+		return fmt.Errorf("--etcd-quota-bytes and --etcd-defrag-interval must not be negative")
+	}
+	if c.Runtime != "process" && c.Runtime != "kubernetes" {
+		return fmt.Errorf("--runtime %q: want process or kubernetes", c.Runtime)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -258,6 +294,14 @@ func (m *Main) Run(ctx context.Context) error {
 	// Listeners first: after an upgrade they are inherited from the old
 	// process, which keeps its open sessions but must let go of etcd.
 	var err error
+	if c.TLSCert != "" {
+		// Before the listeners: a new binary with a bad certificate fails
+		// its upgrade and the old process serves on.
+		m.certs, err = certfile.New(certfile.Config{CertFile: c.TLSCert, KeyFile: c.TLSKey, Logger: m.Log.With("part", "tls")})
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+	}
 	if c.Role == "all" || c.Role == "gateway" {
 		if m.gatewayLn, err = m.listen(c.GatewayAddr); err != nil {
 			return fmt.Errorf("listen %s: %w", c.GatewayAddr, err)
@@ -282,7 +326,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if upgrading {
 			wait = 60 * time.Second
 		}
-		e, url, err := startEmbeddedEtcd(filepath.Join(c.DataDir, "etcd"), wait)
+		e, url, err := startEmbeddedEtcd(filepath.Join(c.DataDir, "etcd"), wait, c.EtcdQuotaBytes)
 		if err != nil {
 			return fmt.Errorf("embedded etcd: %w", err)
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/discovery-platform/discovery/authz"
 	"github.com/discovery-platform/discovery/bridge"
 	"github.com/discovery-platform/discovery/deployer"
-	"github.com/discovery-platform/discovery/deployer/process"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/endpoint/relay"
 	"github.com/discovery-platform/discovery/internal/etcdhealth"
@@ -43,7 +42,7 @@ func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.Handle("/", gw) // anything else: the gateway's JSON 404
 	m.gateway = &http.Server{Handler: mux, ReadHeaderTimeout: m.Config.HeaderTimeout, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	ln := m.gatewayLn
+	ln := m.secure(m.gatewayLn)
 	m.goRun(func() {
 		// Serve only with a loaded route table: a reconnect must never get a
 		// 404 because the table was still empty (after an upgrade, say).
@@ -90,12 +89,13 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 	}
 	tenantOps := &apps.TenantService{Apps: svc, Tenants: ts, OnGone: az.DropTenant}
 	health := etcdhealth.New(cli, c.EtcdPrefix+"/tenants/"+tenants.Default, time.Second, m.Log.With("part", "etcd"))
+	health.OnRecovered = m.recordOutage(store)
 	m.goRun(func() { health.Run(bg) })
 
-	ln := m.ln
+	ln := m.secure(m.ln)
 	apiURL := c.APIURL
 	if apiURL == "" {
-		apiURL = "http://" + loopback(ln.Addr())
+		apiURL = m.scheme() + "://" + loopback(ln.Addr())
 	}
 	// The reconciler (with its runtime) and the tenant janitor run on the
 	// elected leader only; every instance serves the API.
@@ -105,19 +105,22 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 			r.Enqueue(ref)
 		}
 	}
+	m.startMaintenance(bg, cli, store, func() bool { return current.Load() != nil })
 	m.goRun(func() {
 		m.lead(bg, cli, func(lctx context.Context) {
-			rt, err := process.New(process.Config{
-				StateDir:      c.ReplicaDir,
-				ProbeInterval: c.ProbeInterval,
-				Env:           append(os.Environ(), "DISCOVERY_API="+apiURL),
-				Logger:        m.Log.With("part", "runtime"),
-			})
-			if err != nil {
-				m.Log.Error("process runtime", "err", err)
-				return
+			var rt runtime
+			for {
+				var err error
+				if rt, err = m.openRuntime(lctx, apiURL, ts); err == nil {
+					break
+				}
+				m.Log.Error("cannot open the runtime; the reconciler waits", "runtime", c.Runtime, "err", err)
+				if !etcdmirror.Sleep(lctx, 2*time.Second) {
+					return
+				}
 			}
 			defer rt.Close()
+			janitor := m.syncTenants(lctx, rt, ts, tenantOps)
 			rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{
 				Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
 				Quotas: ts,
@@ -129,7 +132,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 			defer current.Store(nil)
 			go func() {
 				for etcdmirror.Sleep(lctx, 2*time.Second) {
-					if err := tenantOps.FinishDeletions(lctx); err != nil && lctx.Err() == nil {
+					if err := janitor.FinishDeletions(lctx); err != nil && lctx.Err() == nil {
 						m.Log.Warn("finishing tenant deletions", "err", err)
 					}
 				}
@@ -142,9 +145,13 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 
 	public := c.PublicURL
 	if public == "" {
-		public = "http://" + loopbackPort(c.GatewayAddr, m.gatewayLn)
+		public = m.scheme() + "://" + loopbackPort(c.GatewayAddr, m.gatewayLn)
 	}
 	alloc, err := endpoint.NewAllocator(routes, sessions, counter, public, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	logs, err := m.logReader()
 	if err != nil {
 		return err
 	}
@@ -163,7 +170,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		HeaderTimeout: c.HeaderTimeout,
 		Version:       version,
 		StaleWindow:   c.StaleWindow,
-		Logs:          process.LogReader{StateDir: c.ReplicaDir},
+		Logs:          logs,
 		Endpoints:     alloc,
 		Holds:         endpoint.NewHolds(cli, c.EtcdPrefix),
 		Ready: func(ctx context.Context) error {

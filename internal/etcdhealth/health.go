@@ -24,6 +24,12 @@ type Health struct {
 	key      string
 	interval time.Duration
 	log      *slog.Logger
+	// OnRecovered, when set before Run, records an outage once etcd answers
+	// again (during it nothing could be written): from the last answer before
+	// it to the first after. An error retries it at the next probe, for up
+	// to ten minutes.
+	OnRecovered func(ctx context.Context, start, end time.Time) error
+	pending     []Outage // outages not yet recorded; only Run touches it
 
 	mu     sync.Mutex
 	lastOK time.Time
@@ -42,6 +48,9 @@ func New(cli *clientv3.Client, key string, interval time.Duration, log *slog.Log
 	return &Health{cli: cli, key: key, interval: interval, log: log, lastOK: time.Now()}
 }
 
+// Outage is one stretch of etcd not answering.
+type Outage struct{ Start, End time.Time }
+
 // Run probes until ctx ends.
 func (h *Health) Run(ctx context.Context) {
 	t := time.NewTicker(h.interval)
@@ -53,7 +62,12 @@ func (h *Health) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		h.record(err)
+		if o, ok := h.record(err); ok {
+			h.pending = append(h.pending, o)
+		}
+		if err == nil {
+			h.flush(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -62,13 +76,36 @@ func (h *Health) Run(ctx context.Context) {
 	}
 }
 
-func (h *Health) record(err error) {
+// flush records the outages etcd has come back from.
+func (h *Health) flush(ctx context.Context) {
+	if h.OnRecovered == nil {
+		h.pending = nil
+		return
+	}
+	var keep []Outage
+	for _, o := range h.pending {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := h.OnRecovered(rctx, o.Start, o.End)
+		cancel()
+		if err != nil && ctx.Err() == nil && time.Since(o.End) < 10*time.Minute {
+			h.log.Warn("recording the etcd outage failed; retrying", "err", err)
+			keep = append(keep, o)
+		}
+	}
+	h.pending = keep
+}
+
+// record notes a probe's outcome; it returns the outage this one ended.
+func (h *Health) record(err error) (Outage, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := time.Now()
+	var ended Outage
+	ok := false
 	switch {
 	case err == nil && !h.down.IsZero():
 		h.log.Info("etcd reachable again", "outage", now.Sub(h.down).Round(time.Millisecond))
+		ended, ok = Outage{Start: h.down, End: now}, true
 		h.down = time.Time{}
 		etcdUp.Set(1)
 	case err != nil && h.down.IsZero():
@@ -79,6 +116,7 @@ func (h *Health) record(err error) {
 	if err == nil {
 		h.lastOK = now
 	}
+	return ended, ok
 }
 
 // Down reports whether etcd is unreachable now, and since when.

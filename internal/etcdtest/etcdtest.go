@@ -22,6 +22,14 @@ type Etcd struct {
 
 	dir          string
 	client, peer url.URL
+	opts         Options
+}
+
+// Options change the member's configuration.
+type Options struct {
+	// QuotaBackendBytes is the space quota (0: etcd's 2 GiB); a small one lets
+	// a test fill the store until etcd raises its NOSPACE alarm.
+	QuotaBackendBytes int64
 }
 
 // Start starts a member in t.TempDir() and returns it with a client.
@@ -35,13 +43,28 @@ func Start(t testing.TB) *Etcd {
 	return e
 }
 
+// StartWith starts a member in t.TempDir() with options.
+func StartWith(t testing.TB, o Options) *Etcd {
+	t.Helper()
+	client, peer, err := freeURLs()
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	e, err := start(t.TempDir(), client, peer, o)
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(e.Stop)
+	return e
+}
+
 // StartAt starts a member with its data in dir.
 func StartAt(dir string) (*Etcd, error) {
 	client, peer, err := freeURLs()
 	if err != nil {
 		return nil, err
 	}
-	return start(dir, client, peer)
+	return start(dir, client, peer, Options{})
 }
 
 // Pause stops the member (the client stays, failing) to simulate an outage;
@@ -53,7 +76,7 @@ func (e *Etcd) Pause() {
 
 // Resume restarts a paused member on the same data dir and URLs.
 func (e *Etcd) Resume() error {
-	n, err := start(e.dir, e.client, e.peer)
+	n, err := start(e.dir, e.client, e.peer, e.opts)
 	if err != nil {
 		return err
 	}
@@ -62,11 +85,12 @@ func (e *Etcd) Resume() error {
 	return nil
 }
 
-func start(dir string, client, peer url.URL) (*Etcd, error) {
+func start(dir string, client, peer url.URL, o Options) (*Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.Name = "test"
 	cfg.TickMs, cfg.ElectionMs = 10, 100
+	cfg.QuotaBackendBytes = o.QuotaBackendBytes
 	cfg.LogLevel = "error"
 	// A stopping member reports its closed listeners as errors: noise in tests.
 	cfg.LogOutputs = []string{"/dev/null"}
@@ -88,7 +112,7 @@ func start(dir string, client, peer url.URL) (*Etcd, error) {
 		srv.Close()
 		return nil, err
 	}
-	return &Etcd{Server: srv, Client: cli, Endpoint: client.String(), dir: dir, client: client, peer: peer}, nil
+	return &Etcd{Server: srv, Client: cli, Endpoint: client.String(), dir: dir, client: client, peer: peer, opts: o}, nil
 }
 
 // Stop closes the client and the member and waits for it to stop.

@@ -208,18 +208,30 @@ func abs(v int) int {
 	return v
 }
 
-// TestOriginalDemoReplay replays the original demo on the process runtime:
+// TestOriginalDemoReplay replays the original demo on the process runtime
+// (TestOriginalDemoReplayOnKubernetes on pods):
 // players on v1 keep their game (with respawn) while v2 (no respawn) takes the
 // new players, and v1 is retired once its players have left.
 func TestOriginalDemoReplay(t *testing.T) {
 	f := New(t)
 	f.Start()
 	arena := arenaBinary(t)
+	replayOriginalDemo(t, f, map[string]any{"command": []string{arena}}, func(rev string) int { return len(f.Running(rev)) })
+}
+
+// replayOriginalDemo is the demo's story on any runtime: runs is what the
+// deploy call names to run (a command, or an image), running counts the
+// replicas of a revision really running (processes, or pods).
+func replayOriginalDemo(t *testing.T, f *Framework, runs map[string]any, running func(rev string) int) {
 	require.Equal(t, 201, f.Call("POST", "/apps", map[string]any{"name": "arena", "replicas": 1, "health_path": "/healthz",
 		"reconnect_grace": "2s", "shutdown_grace": "3s"}, nil))
 	deploy := func(env map[string]string) string {
 		var rev Revision
-		require.Equal(t, 202, f.Call("POST", "/apps/arena/revisions", map[string]any{"command": []string{arena}, "env": env}, &rev))
+		body := map[string]any{"env": env}
+		for k, v := range runs {
+			body[k] = v
+		}
+		require.Equal(t, 202, f.Call("POST", "/apps/arena/revisions", body, &rev))
 		return rev.ID
 	}
 	env := map[string]string{"ARENA_SIZE": "8", "RESPAWN_DELAY": "1s"}
@@ -279,6 +291,7 @@ func TestOriginalDemoReplay(t *testing.T) {
 	a.seeing(a.welcome.ID)
 	nx, ny, _, nscore := a.me(a.state, a.welcome.ID)
 	assert.Equal(t, []int{ax, ay, score}, []int{nx, ny, nscore}, "position and score survive the reconnect")
+	assert.Equal(t, 1, running(v1), "v1's replica runs on while A and B play")
 
 	// A and B leave; v1 is retired once empty for reconnect_grace.
 	left := time.Now()
@@ -298,5 +311,6 @@ func TestOriginalDemoReplay(t *testing.T) {
 		require.Equal(t, 200, code)
 		assert.Equal(t, v2, ep.Revision)
 	}
-	f.Eventually("v1's replica process is gone", 15*time.Second, func() bool { return len(f.Running(v1)) == 0 })
+	f.Eventually("v1's replica is gone", 30*time.Second, func() bool { return running(v1) == 0 })
+	assert.Equal(t, 1, running(v2), "v2 plays on")
 }

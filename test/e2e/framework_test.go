@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/discovery-platform/discovery/internal/kubetest"
 	"github.com/discovery-platform/discovery/internal/proctest"
 	"github.com/discovery-platform/discovery/internal/testapp/build"
 )
@@ -33,6 +35,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	kubetest.StopShared()
 	if platformBin != "" {
 		_ = os.RemoveAll(filepath.Dir(platformBin))
 	}
@@ -75,6 +78,11 @@ type Framework struct {
 	Args []string
 	// Binary is the platform binary to run (default: the one built for the run).
 	Binary string
+	// TLS is the client side of a platform started with --tls-cert: the
+	// framework then calls the API over https, trusting this configuration.
+	TLS    *tls.Config
+	client *http.Client
+	once   sync.Once // makes client
 	cmd    *exec.Cmd
 	done   chan struct{}
 	// logs is where the platform's stderr goes: a file, not a pipe, so that
@@ -131,7 +139,7 @@ func (f *Framework) Start() {
 		close(done)
 	}(f.done)
 	f.Eventually("the API answers", 60*time.Second, func() bool {
-		resp, err := http.Get("http://" + f.Addr + "/readyz")
+		resp, err := f.HTTP().Get(f.APIURL() + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -181,6 +189,26 @@ func (f *Framework) Stop() {
 	f.cmd = nil
 }
 
+// APIURL is the API's base URL: https when f.TLS is set.
+func (f *Framework) APIURL() string {
+	if f.TLS != nil {
+		return "https://" + f.Addr
+	}
+	return "http://" + f.Addr
+}
+
+// HTTP is the client that reaches the API (and the gateway).
+func (f *Framework) HTTP() *http.Client {
+	f.once.Do(func() {
+		f.client = http.DefaultClient
+		if f.TLS != nil {
+			f.client = &http.Client{Transport: &http.Transport{TLSClientConfig: f.TLS}, Timeout: 30 * time.Second}
+			f.t.Cleanup(f.client.CloseIdleConnections)
+		}
+	})
+	return f.client
+}
+
 // Eventually polls cond until it holds or the deadline passes.
 func (f *Framework) Eventually(what string, within time.Duration, cond func() bool) {
 	f.t.Helper()
@@ -202,10 +230,10 @@ func (f *Framework) Call(method, path string, body any, out any) int {
 		require.NoError(f.t, err)
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, "http://"+f.Addr+"/api/v1/tenants/default"+path, r)
+	req, err := http.NewRequest(method, f.APIURL()+"/api/v1/tenants/default"+path, r)
 	require.NoError(f.t, err)
 	req.Header.Set("Authorization", "Bearer "+f.Token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.HTTP().Do(req)
 	require.NoError(f.t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -287,7 +315,7 @@ type Endpoint struct {
 // GetEndpoint calls the public get-endpoint; it returns the status too.
 func (f *Framework) GetEndpoint(app string) (Endpoint, int) {
 	var ep Endpoint
-	resp, err := http.Get("http://" + f.Addr + "/api/v1/tenants/default/apps/" + app + "/endpoint")
+	resp, err := f.HTTP().Get(f.APIURL() + "/api/v1/tenants/default/apps/" + app + "/endpoint")
 	if err != nil {
 		return ep, 0
 	}

@@ -16,7 +16,8 @@ import (
 // TestSessionsSurviveAnEtcdOutage: with etcd down, open sessions keep
 // flowing, reconnects reach their replica, get-endpoint answers from memory
 // and says so, writes are refused at once with 503 and change nothing; when
-// etcd returns, writes work again.
+// etcd returns, writes work again and the app's activity log tells of the
+// outage.
 func TestSessionsSurviveAnEtcdOutage(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	f := New(t)
@@ -86,5 +87,9 @@ func TestSessionsSurviveAnEtcdOutage(t *testing.T) {
 		return f.Call("POST", "/apps/steady/revisions", map[string]any{"command": []string{f.App}}, nil) == 202
 	})
 	assert.Len(t, f.Running(rev), 1, "the replica was never stopped")
+	f.Eventually("the outage is in the app's activity log", 30*time.Second, func() bool { return len(f.events("steady", "etcd_outage")) > 0 })
+	outages := f.events("steady", "etcd_outage")
+	require.Len(t, outages, 1, "one outage, one event")
+	assert.Contains(t, outages[0], "unreachable from")
 	require.NoError(t, s.close(), "the session lived through the outage")
 }

@@ -398,3 +398,39 @@ func TestAllocatorBoundsReservationsPerClient(t *testing.T) {
 	_, err = alloc.Get(ctx, "10.0.0.2", "default", "arena")
 	assert.NoError(t, err, "another address is not affected")
 }
+
+// TestRoutesCatchUpSeesEveryCommittedWrite: once CatchUp returns, the table
+// holds every write etcd had committed when it was called, even where the
+// watch has not delivered it yet and on prefixes that saw no event (their
+// watches are moved on by a progress request).
+func TestRoutesCatchUpSeesEveryCommittedWrite(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		id := fmt.Sprintf("c%05d", i)
+		_, err := f.store.PutReplica(ctx, apps.Replica{ID: id, Tenant: "default", App: "arena", Revision: f.rev.ID, State: apps.ReplicaReady, Address: "127.0.0.1:1"}, nil)
+		require.NoError(t, err)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		require.NoError(t, f.routes.CatchUp(cctx))
+		cancel()
+		_, ok, _ := f.routes.Lookup("default", "arena", f.rev.ID, id)
+		require.True(t, ok, "replica %s written before CatchUp is in the table after it", id)
+	}
+}
+
+// TestGatewayRoutesAReplicaItHasNotHeardOfYet: an endpoint another instance
+// handed out reaches this gateway before its watch brought the replica: the
+// gateway catches up and proxies instead of answering 410.
+func TestGatewayRoutesAReplicaItHasNotHeardOfYet(t *testing.T) {
+	f := newFixture(t, 0)
+	be := backend(t)
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("n%05d", i)
+		_, err := f.store.PutReplica(context.Background(), apps.Replica{ID: id, Tenant: "default", App: "arena", Revision: f.rev.ID,
+			State: apps.ReplicaReady, Address: be.Listener.Addr().String()}, nil)
+		require.NoError(t, err)
+		code, body := getJSON(t, f.url(id, "/x"))
+		require.Equal(t, 200, code, "replica %s: %v", id, body)
+		assert.Equal(t, "/x", body["path"])
+	}
+}

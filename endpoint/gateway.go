@@ -13,12 +13,22 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/discovery-platform/discovery/apps"
 )
 
 // RouteLookup is the read-only route table the gateway needs.
 type RouteLookup interface {
 	Lookup(tenant, app, rev, replica string) (rt Route, ok, known bool)
+	// CatchUp returns once the table reflects every write etcd has committed
+	// (see catchup.go); the gateway asks before it calls a replica gone.
+	CatchUp(ctx context.Context) error
 }
+
+// catchUpWait bounds how long a request for a replica the table does not
+// know waits for the table to catch up (etcd unreachable: this long, then
+// the answer from memory).
+const catchUpWait = 2 * time.Second
 
 // Splicer moves bytes between an upgraded client connection and its replica
 // until either ends (endpoint/relay implements it with event loops that hold no
@@ -141,6 +151,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route, found, known := g.routes.Lookup(t, a, rev, rep)
+	if (!found || !route.Routable()) && !gone(route, found) {
+		// Perhaps not gone but new: another instance handed out a replica
+		// this table has not heard of yet. Look again once caught up.
+		ctx, cancel := context.WithTimeout(r.Context(), catchUpWait)
+		if err := g.routes.CatchUp(ctx); err == nil {
+			route, found, known = g.routes.Lookup(t, a, rev, rep)
+		} else {
+			g.log.Debug("route table could not catch up; answering from memory", "tenant", t, "app", a, "revision", rev, "replica", rep, "err", err)
+		}
+		cancel()
+	}
 	if !found || !route.Routable() {
 		if !known {
 			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no app %s/%s", t, a), nil)
@@ -165,6 +186,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, p)))
+}
+
+// gone reports a route that can never lead anywhere again: its replica is
+// being stopped or has exited, or its revision is over. Those states never
+// revert, so no newer table would route it.
+func gone(rt Route, found bool) bool {
+	return found && (rt.Stopping || rt.State == apps.ReplicaExited || rt.State == apps.ReplicaStopping || rt.RevisionState.Terminal())
 }
 
 func isUpgrade(r *http.Request) bool {

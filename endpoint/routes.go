@@ -59,9 +59,11 @@ type routeSnapshot struct {
 // Routes is the watch-fed route table. Its snapshot is replaced whole on each
 // change and read without locks.
 type Routes struct {
+	cli     *clientv3.Client
 	prefix  string
 	mirrors []*etcdmirror.Mirror
 	snap    atomic.Pointer[routeSnapshot]
+	catch   catchUps
 
 	mu    sync.Mutex
 	kinds map[string]map[string][]byte // kind -> key -> value
@@ -73,7 +75,7 @@ type Routes struct {
 // NewRoutes returns a table over the apps store's keys under prefix; Run fills it.
 func NewRoutes(cli *clientv3.Client, prefix string, log *slog.Logger) *Routes {
 	prefix = strings.TrimSuffix(prefix, "/")
-	r := &Routes{prefix: prefix, kinds: map[string]map[string][]byte{}, changed: make(chan struct{})}
+	r := &Routes{cli: cli, prefix: prefix, kinds: map[string]map[string][]byte{}, changed: make(chan struct{})}
 	r.snap.Store(&routeSnapshot{apps: map[apps.Ref]*AppRoutes{}, replicas: map[string]Route{}})
 	for _, kind := range []string{"apps", "revisions", "replicas"} {
 		r.mirrors = append(r.mirrors, &etcdmirror.Mirror{Cli: cli, Prefix: path.Join(prefix, kind) + "/", Log: log,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -27,6 +28,9 @@ type Mirror struct {
 	mu     sync.Mutex
 	synced time.Time // last time the mirror was known to be current
 	err    error
+	// rev is the etcd revision the snapshot reflects: every write up to it
+	// has been applied (a progress notification advances it on a quiet prefix).
+	rev atomic.Int64
 }
 
 // Run mirrors until ctx ends.
@@ -61,11 +65,12 @@ func (m *Mirror) list(ctx context.Context, kvs map[string][]byte) (int64, error)
 		kvs[string(kv.Key)] = kv.Value
 	}
 	m.setSynced()
+	m.rev.Store(resp.Header.Revision)
 	return resp.Header.Revision, nil
 }
 
 func (m *Mirror) watch(ctx context.Context, kvs map[string][]byte, rev int64) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx, cancel := context.WithCancel(WatchContext(ctx))
 	defer cancel()
 	wch := m.Cli.Watch(wctx, m.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
 	for resp := range wch {
@@ -84,6 +89,8 @@ func (m *Mirror) watch(ctx context.Context, kvs map[string][]byte, rev int64) {
 		if len(resp.Events) > 0 {
 			m.OnChange(kvs)
 		}
+		// Only once OnChange has the events is the snapshot this current.
+		m.rev.Store(resp.Header.Revision)
 	}
 }
 
@@ -101,6 +108,15 @@ func (m *Mirror) setErr(err error) {
 		m.Log.Warn("etcd mirror interrupted; will relist", "prefix", m.Prefix, "err", err)
 	}
 }
+
+// Revision is the etcd revision the last snapshot handed to OnChange
+// reflects (0 before the first list).
+func (m *Mirror) Revision() int64 { return m.rev.Load() }
+
+// WatchContext is the context the mirror's watch runs under (on ctx): a
+// progress request (clientv3.Watcher.RequestProgress) must carry the same
+// metadata to reach the mirror's watch stream.
+func WatchContext(ctx context.Context) context.Context { return clientv3.WithRequireLeader(ctx) }
 
 // Status reports when the mirror was last known current, and its last error.
 func (m *Mirror) Status() (time.Time, error) {

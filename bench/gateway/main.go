@@ -34,6 +34,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/discovery-platform/discovery/bench/internal/rig"
 	"github.com/discovery-platform/discovery/internal/etcdtest"
 )
 
@@ -341,20 +342,6 @@ func rttBench(url string, n int) pct {
 	return percentiles(lat)
 }
 
-func rssKB(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return n
-		}
-	}
-	return 0
-}
-
 func threads(pid int) int {
 	ents, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	return len(ents)
@@ -365,7 +352,7 @@ func threads(pid int) int {
 func benchIdle(epURL string, procs []*proc, conns int) error {
 	before := make([]int, len(procs))
 	for i, p := range procs {
-		before[i] = rssKB(p.cmd.Process.Pid)
+		before[i] = rig.RSSKB(p.cmd.Process.Pid)
 	}
 	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 256, WriteBufferSize: 256}
 	held := make([]*websocket.Conn, 0, conns)
@@ -410,7 +397,7 @@ func benchIdle(epURL string, procs []*proc, conns int) error {
 	time.Sleep(2 * time.Second) // let the gateways settle before reading RSS
 	total := 0
 	for i, p := range procs {
-		after := rssKB(p.cmd.Process.Pid)
+		after := rig.RSSKB(p.cmd.Process.Pid)
 		fmt.Printf("gateway %d: RSS %d KB -> %d KB, threads %d\n", i, before[i], after, threads(p.cmd.Process.Pid))
 		total += after - before[i]
 	}

@@ -1,0 +1,94 @@
+// Package rig runs a Discovery installation out of real parts for the
+// programs under bench/: the platform binary built from this module, started
+// as separate processes (control plane, extra gateways) against an etcd the
+// program embeds, driven over the REST API and the gateway like a user would.
+// It is for programs and their tests alike, so nothing here takes a
+// *testing.T; everything it starts carries a marker in its environment so
+// that one call stops it all, replicas included.
+package rig
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/discovery-platform/discovery/internal/proctest"
+)
+
+// Packages the rig builds.
+const (
+	PlatformPackage = "github.com/discovery-platform/discovery/cmd/platform"
+	TestappPackage  = "github.com/discovery-platform/discovery/internal/testapp"
+)
+
+// Build compiles pkg into dir/name with the go command from PATH. Programs
+// under bench/ build without -race: they measure the platform, not the
+// detector, and the detector's memory would swamp the figures.
+func Build(dir, pkg, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// NewMarker returns a KEY=VALUE unique to this run. Every process the rig
+// starts inherits it, and replicas inherit it from the platform, so
+// proctest.Find(marker) sees all of them and KillAll stops them.
+func NewMarker() string {
+	return "DISCOVERY_TEST_RUN=bench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+// KillAll SIGKILLs everything that carries marker (platforms, gateways,
+// replicas), with their process groups.
+func KillAll(marker string) { proctest.KillAll(marker) }
+
+// FreeAddr returns a loopback host:port nothing listens on right now.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Poll calls cond every interval until it returns true, ctx ends or within
+// passes; it reports whether cond held. It is the only way the rig waits for
+// something: never a fixed sleep.
+func Poll(ctx context.Context, within, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(interval):
+		}
+	}
+}
+
+// Sleep waits d or until ctx ends; it reports whether the whole d passed.
+// The programs use it for the random pauses of a fault schedule, never to
+// wait for a state.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

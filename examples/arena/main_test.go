@@ -10,7 +10,7 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
-	defaults := config{port: "8080", rules: rules{size: 16, respawn: true, respawnDelay: 5 * time.Second, reconnectWindow: time.Minute}}
+	defaults := config{host: "127.0.0.1", port: "8080", rules: rules{size: 16, respawn: true, respawnDelay: 5 * time.Second, reconnectWindow: time.Minute}}
 	tests := []struct {
 		name    string
 		args    []string
@@ -20,10 +20,10 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{name: "defaults"},
 		{name: "environment", env: map[string]string{
-			"PORT": "18123", "ARENA_SIZE": "8", "RESPAWN": "false", "RESPAWN_DELAY": "250ms",
+			"HOST": "127.42.0.7", "PORT": "18123", "ARENA_SIZE": "8", "RESPAWN": "false", "RESPAWN_DELAY": "250ms",
 			"RECONNECT_WINDOW": "2m", "DISCOVERY_REVISION": "9d00cc18", "DISCOVERY_REPLICA": "r-1",
 		}, want: func(c *config) {
-			*c = config{port: "18123", revision: "9d00cc18", replica: "r-1",
+			*c = config{host: "127.42.0.7", port: "18123", revision: "9d00cc18", replica: "r-1",
 				rules: rules{size: 8, respawn: false, respawnDelay: 250 * time.Millisecond, reconnectWindow: 2 * time.Minute}}
 		}},
 		{name: "flag beats environment", args: []string{"-respawn=false", "-size", "4"},

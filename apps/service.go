@@ -17,6 +17,9 @@ type Service struct {
 	// Tenants confirms a tenant exists and gives its quota; nil (in tests)
 	// means every tenant exists without limits.
 	Tenants TenantSource
+	// RequireImage refuses revisions without an image: the kubernetes
+	// runtime runs images (a command alone runs only on the process runtime).
+	RequireImage bool
 }
 
 // TenantSource reads a tenant (implemented by tenants.Store).
@@ -186,6 +189,9 @@ func (s *Service) Deploy(ctx context.Context, tenant, name string, spec Revision
 	}
 	if err := spec.Validate(); err != nil {
 		return Revision{}, err
+	}
+	if s.RequireImage && spec.Image == "" {
+		return Revision{}, fmt.Errorf("%w: this platform runs replicas on Kubernetes: a revision needs an image", ErrInvalid)
 	}
 	if t != nil {
 		if err := checkResources(t.Quota, spec.Resources); err != nil {

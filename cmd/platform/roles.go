@@ -67,7 +67,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		return err
 	}
 	store := apps.NewStore(cli, c.EtcdPrefix)
-	svc := &apps.Service{Store: store, Tenants: ts}
+	svc := &apps.Service{Store: store, Tenants: ts, RequireImage: c.Runtime == "kubernetes"}
 
 	tokens, err := m.tokens(ctx, cli)
 	if err != nil {

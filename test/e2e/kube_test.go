@@ -227,6 +227,9 @@ func TestKubernetesReplacesACrashedPod(t *testing.T) {
 	k := newKube(t)
 	k.Start()
 	require.Equal(t, 201, k.Call("POST", "/apps", map[string]any{"name": "crashy", "replicas": 1, "health_path": "/healthz"}, nil))
+	// A command alone runs only on the process runtime: refused, nothing made.
+	require.Equal(t, 400, k.Call("POST", "/apps/crashy/revisions", map[string]any{"command": []string{"/bin/true"}}, nil))
+	require.Empty(t, k.Revisions("crashy"))
 	v1 := k.deployImage("crashy", testappImage, nil)
 	k.WaitState("crashy", v1, "active", 90*time.Second)
 	pods := k.pods(v1)

@@ -127,22 +127,12 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 }
 
 func (c *check) setup(ctx context.Context) error {
-	bin := filepath.Join(c.dir, "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		return err
-	}
-	var err error
-	platform, testapp := c.cfg.Platform, c.cfg.Testapp
-	if platform == "" {
+	if c.cfg.Platform == "" || c.cfg.Testapp == "" {
 		c.printf("building the platform and the echo app...")
-		if platform, err = rig.Build(bin, rig.PlatformPackage, "platform"); err != nil {
-			return err
-		}
 	}
-	if testapp == "" {
-		if testapp, err = rig.Build(bin, rig.TestappPackage, "testapp"); err != nil {
-			return err
-		}
+	platform, testapp, err := rig.Binaries(c.dir, c.cfg.Platform, c.cfg.Testapp)
+	if err != nil {
+		return err
 	}
 	if c.etcd, err = etcdtest.StartAt(filepath.Join(c.dir, "etcd")); err != nil {
 		return err

@@ -182,22 +182,12 @@ func Run(ctx context.Context, cfg Config) (sum Summary, err error) {
 // setup builds the binaries, starts etcd, the platform and the gateways,
 // and creates the app with its first revision.
 func (c *chaos) setup(ctx context.Context) error {
-	bin := filepath.Join(c.dir, "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		return err
-	}
-	var err error
-	platform, testapp := c.cfg.Platform, c.cfg.Testapp
-	if platform == "" {
+	if c.cfg.Platform == "" || c.cfg.Testapp == "" {
 		c.printf("building the platform and the test app...")
-		if platform, err = rig.Build(bin, rig.PlatformPackage, "platform"); err != nil {
-			return err
-		}
 	}
-	if testapp == "" {
-		if testapp, err = rig.Build(bin, rig.TestappPackage, "testapp"); err != nil {
-			return err
-		}
+	platform, testapp, err := rig.Binaries(c.dir, c.cfg.Platform, c.cfg.Testapp)
+	if err != nil {
+		return err
 	}
 	c.app = []string{testapp}
 	// etcd lives in this program, outside the platform, so it can be stopped

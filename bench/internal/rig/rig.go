@@ -38,6 +38,27 @@ func Build(dir, pkg, name string) (string, error) {
 	return out, nil
 }
 
+// Binaries returns the platform and test app binaries to run: the paths
+// given, or ones built into dir/bin where a path is empty.
+func Binaries(dir, platform, testapp string) (string, string, error) {
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return "", "", err
+	}
+	var err error
+	if platform == "" {
+		if platform, err = Build(bin, PlatformPackage, "platform"); err != nil {
+			return "", "", err
+		}
+	}
+	if testapp == "" {
+		if testapp, err = Build(bin, TestappPackage, "testapp"); err != nil {
+			return "", "", err
+		}
+	}
+	return platform, testapp, nil
+}
+
 // NewMarker returns a KEY=VALUE unique to this run. Every process the rig
 // starts inherits it, and replicas inherit it from the platform, so
 // proctest.Find(marker) sees all of them and KillAll stops them.

@@ -159,7 +159,7 @@ func (r *Runtime) changed(obj any) {
 	if !ok {
 		return
 	}
-	if podReady(p) {
+	if PodReady(p) {
 		r.mu.Lock()
 		r.ready[p.UID] = true
 		r.mu.Unlock()

@@ -170,7 +170,7 @@ func observe(p *corev1.Pod, id deployer.ReplicaID, wasReady bool) deployer.Obser
 		o.State, o.Exit = apps.ReplicaExited, exitOf(p)
 	case p.DeletionTimestamp != nil:
 		o.State = apps.ReplicaStopping
-	case p.Status.Phase == corev1.PodRunning && podReady(p):
+	case p.Status.Phase == corev1.PodRunning && PodReady(p):
 		o.State = apps.ReplicaReady
 	case wasReady:
 		o.State = apps.ReplicaUnhealthy
@@ -180,7 +180,11 @@ func observe(p *corev1.Pod, id deployer.ReplicaID, wasReady bool) deployer.Obser
 	return o
 }
 
-func podReady(p *corev1.Pod) bool {
+// PodReady reports whether a pod's Ready condition is true (false for nil).
+func PodReady(p *corev1.Pod) bool {
+	if p == nil {
+		return false
+	}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
+	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
 	"github.com/discovery-platform/discovery/internal/kubetest"
 )
 
@@ -63,7 +64,7 @@ func TestDeploymentBecomesReadyPods(t *testing.T) {
 	pool := netip.MustParsePrefix("127.42.0.0/16")
 	for _, p := range pods.Items {
 		assert.Equal(t, corev1.PodRunning, p.Status.Phase)
-		assert.True(t, podReady(&p), "pod %s not ready", p.Name)
+		assert.True(t, kuberuntime.PodReady(&p), "pod %s not ready", p.Name)
 		assert.Equal(t, "node-1", p.Spec.NodeName)
 		assert.Equal(t, "127.0.0.1", p.Status.HostIP)
 		ip, err := netip.ParseAddr(p.Status.PodIP)

@@ -129,18 +129,6 @@ func watchPod(t *testing.T, c *kubetest.Cluster, ns, name string, cond func(*cor
 	}
 }
 
-func podReady(p *corev1.Pod) bool {
-	if p == nil {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 func describe(p *corev1.Pod) string {
 	if p == nil {
 		return "nothing"

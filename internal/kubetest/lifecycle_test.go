@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
 	"github.com/discovery-platform/discovery/internal/kubetest"
 	"github.com/discovery-platform/discovery/internal/proctest"
 	"github.com/discovery-platform/discovery/internal/testapp/build"
@@ -43,7 +44,7 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	pod := testappPod("pinned")
 	pod.Spec.NodeName = "node-2" // bound without the scheduler, as a DaemonSet's would be
 	createPod(t, c, "default", pod)
-	p := waitPod(t, c, "default", "pinned", podReady)
+	p := waitPod(t, c, "default", "pinned", kuberuntime.PodReady)
 	assert.Equal(t, "node-2", p.Spec.NodeName)
 	pid, ok := c.Nodes[1].PodPID("default", "pinned")
 	require.True(t, ok)

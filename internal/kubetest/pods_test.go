@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
 	"github.com/discovery-platform/discovery/internal/proctest"
 )
 
@@ -26,7 +27,7 @@ func TestPodLogsThroughAPIServer(t *testing.T) {
 	defer cancel()
 	created := time.Now()
 	createPod(t, c, ns, testappPod("logs"))
-	p := waitPod(t, c, ns, "logs", podReady)
+	p := waitPod(t, c, ns, "logs", kuberuntime.PodReady)
 	t.Logf("pod create to Ready: %s", time.Since(created).Round(time.Millisecond))
 
 	// The testapp prints one line when it listens, nothing per request.
@@ -57,7 +58,7 @@ func TestGracefulDeletion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	createPod(t, c, ns, testappPod("graceful"))
-	waitPod(t, c, ns, "graceful", podReady)
+	waitPod(t, c, ns, "graceful", kuberuntime.PodReady)
 	pid, ok := c.PodPID(ns, "graceful")
 	require.True(t, ok)
 
@@ -100,7 +101,7 @@ func TestDeletionKillsAfterGrace(t *testing.T) {
 	defer cancel()
 	pod := testappPod("stubborn", corev1.EnvVar{Name: "IGNORE_SIGTERM", Value: "1"})
 	createPod(t, c, ns, pod)
-	waitPod(t, c, ns, "stubborn", podReady)
+	waitPod(t, c, ns, "stubborn", kuberuntime.PodReady)
 	var final *corev1.Pod
 	gone := watchPod(t, c, ns, "stubborn", func(p *corev1.Pod) bool {
 		if p != nil {
@@ -128,7 +129,7 @@ func TestKilledPodFails(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	createPod(t, c, ns, testappPod("crash"))
-	waitPod(t, c, ns, "crash", podReady)
+	waitPod(t, c, ns, "crash", kuberuntime.PodReady)
 	pid, ok := c.PodPID(ns, "crash")
 	require.True(t, ok)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
@@ -141,7 +142,7 @@ func TestKilledPodFails(t *testing.T) {
 	assert.Equal(t, "Error", cs.State.Terminated.Reason)
 	assert.False(t, cs.Ready)
 	assert.Equal(t, int32(0), cs.RestartCount)
-	assert.False(t, podReady(p))
+	assert.False(t, kuberuntime.PodReady(p))
 	logs, err := c.Client.CoreV1().Pods(ns).GetLogs("crash", &corev1.PodLogOptions{}).DoRaw(ctx)
 	require.NoError(t, err)
 	assert.Contains(t, string(logs), "listening on ")
@@ -241,12 +242,12 @@ func TestReadinessFollowsProbe(t *testing.T) {
 		if p == nil || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Running == nil {
 			return false
 		}
-		if !podReady(p) {
+		if !kuberuntime.PodReady(p) {
 			sawUnready = true
 			assert.False(t, p.Status.ContainerStatuses[0].Ready)
 			assert.True(t, *p.Status.ContainerStatuses[0].Started)
 		}
-		return podReady(p)
+		return kuberuntime.PodReady(p)
 	})
 	assert.True(t, sawUnready, "the pod was never seen running but unready")
 	assert.True(t, p.Status.ContainerStatuses[0].Ready)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
 	"github.com/discovery-platform/discovery/internal/kubetest"
 	"github.com/discovery-platform/discovery/internal/testapp/build"
 )
@@ -66,7 +67,7 @@ func newKube(t *testing.T) *kube {
 			pods, _ := c.Client.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
 			for _, p := range pods.Items {
 				if strings.HasPrefix(p.Namespace, k.Prefix) {
-					t.Logf("pod %s/%s: %s ready=%v node=%q", p.Namespace, p.Name, p.Status.Phase, podReady(&p), p.Spec.NodeName)
+					t.Logf("pod %s/%s: %s ready=%v node=%q", p.Namespace, p.Name, p.Status.Phase, kuberuntime.PodReady(&p), p.Spec.NodeName)
 				}
 			}
 		}
@@ -101,15 +102,6 @@ func serviceAccountKubeconfig(t *testing.T, c *kubetest.Cluster) string {
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	require.NoError(t, clientcmd.WriteToFile(*cfg, path))
 	return path
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // pods lists the pods of a revision of the default tenant, by replica id.
@@ -294,7 +286,7 @@ func TestKubernetesTenantsStayInTheirNamespaces(t *testing.T) {
 		ns := k.Prefix + tenant
 		k.Eventually(tenant+"'s pod ready in "+ns, 90*time.Second, func() bool {
 			list, err := core.Pods(ns).List(ctx, metav1.ListOptions{})
-			return err == nil && len(list.Items) == 1 && podReady(&list.Items[0])
+			return err == nil && len(list.Items) == 1 && kuberuntime.PodReady(&list.Items[0])
 		})
 		list, err := core.Pods(ns).List(ctx, metav1.ListOptions{})
 		require.NoError(t, err)

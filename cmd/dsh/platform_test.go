@@ -84,9 +84,23 @@ func freeAddr(t *testing.T) string {
 }
 
 // startPlatform runs the platform and waits for /readyz; everything it and
-// its replicas started is killed at cleanup.
+// its replicas started is killed at cleanup. A port freeAddr found free can
+// be taken before the platform binds it: then it starts again on fresh ports.
 func startPlatform(t *testing.T) *platform {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, err := launchPlatform(t)
+		if err == nil {
+			return p
+		}
+		if attempt == 3 || !strings.Contains(p.log.String(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: a port was taken, starting again: %v", attempt, err)
+	}
+}
+
+func launchPlatform(t *testing.T) (*platform, error) {
 	_, bin := binaries(t)
 	p := &platform{DataDir: t.TempDir(), Marker: proctest.Marker(t), done: make(chan struct{})}
 	addr := freeAddr(t)
@@ -116,7 +130,7 @@ func startPlatform(t *testing.T) *platform {
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("the platform exited before it was ready:\n%s", p.log.String())
+			return p, fmt.Errorf("the platform exited before it was ready:\n%s", p.log.String())
 		case <-time.After(50 * time.Millisecond): // poll interval
 		}
 		if time.Now().After(deadline) {
@@ -127,7 +141,7 @@ func startPlatform(t *testing.T) *platform {
 	if b, err := os.ReadFile(filepath.Join(p.DataDir, "admin.token")); err == nil {
 		p.Token = strings.TrimSpace(string(b))
 	}
-	return p
+	return p, nil
 }
 
 // Stop stops the platform: SIGTERM, then SIGKILL after 10s.

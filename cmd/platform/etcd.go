@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -60,20 +61,31 @@ func startEmbeddedEtcd(dir string, waitPorts time.Duration, quota int64) (*embed
 	for deadline := time.Now().Add(waitPorts); time.Now().Before(deadline) && !free(prev.Client); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	client, err := reuseOrFree(prev.Client)
-	if err != nil {
-		return nil, "", err
-	}
-	peer, err := reuseOrFree(prev.Peer)
-	if err != nil {
-		return nil, "", err
-	}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, "", err
+	// A port found free may be taken before etcd binds it (by another
+	// listener or an outgoing connection's ephemeral port): then fresh
+	// ports are picked, a few times, instead of failing the start.
+	var (
+		e            *embed.Etcd
+		client, peer url.URL
+	)
+	for attempt := 1; ; attempt++ {
+		if client, err = reuseOrFree(prev.Client); err != nil {
+			return nil, "", err
+		}
+		if peer, err = reuseOrFree(prev.Peer); err != nil {
+			return nil, "", err
+		}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+		e, err = embed.StartEtcd(cfg)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == bindAttempts {
+			return nil, "", err
+		}
+		prev = etcdURLs{}
 	}
 	select {
 	case <-e.Server.ReadyNotify():
@@ -106,6 +118,20 @@ func free(rawURL string) bool {
 	return true
 }
 
+// bindAttempts bounds how often the embedded member tries fresh ports.
+const bindAttempts = 5
+
+// pickPort returns a loopback port the kernel reports free; a variable so a
+// test can hand out a taken one.
+var pickPort = func() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
 // reuseOrFree returns prev if its port can be bound now, else a free port.
 func reuseOrFree(prev string) (url.URL, error) {
 	if u, err := url.Parse(prev); err == nil && u.Host != "" {
@@ -114,10 +140,9 @@ func reuseOrFree(prev string) (url.URL, error) {
 			return *u, nil
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := pickPort()
 	if err != nil {
 		return url.URL{}, err
 	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}, nil
+	return url.URL{Scheme: "http", Host: addr}, nil
 }

@@ -3,9 +3,11 @@
 package etcdtest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,11 +48,7 @@ func Start(t testing.TB) *Etcd {
 // StartWith starts a member in t.TempDir() with options.
 func StartWith(t testing.TB, o Options) *Etcd {
 	t.Helper()
-	client, peer, err := freeURLs()
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	e, err := start(t.TempDir(), client, peer, o)
+	e, err := startFresh(t.TempDir(), o)
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}
@@ -59,12 +57,22 @@ func StartWith(t testing.TB, o Options) *Etcd {
 }
 
 // StartAt starts a member with its data in dir.
-func StartAt(dir string) (*Etcd, error) {
-	client, peer, err := freeURLs()
-	if err != nil {
-		return nil, err
+func StartAt(dir string) (*Etcd, error) { return startFresh(dir, Options{}) }
+
+// startFresh starts a member on ports found free. One can be taken before
+// etcd binds it (by a parallel test's listener or an outgoing connection):
+// then it tries fresh ones, a few times.
+func startFresh(dir string, o Options) (*Etcd, error) {
+	for attempt := 1; ; attempt++ {
+		client, peer, err := freeURLs()
+		if err != nil {
+			return nil, err
+		}
+		e, err := start(dir, client, peer, o)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			return e, err
+		}
 	}
-	return start(dir, client, peer, Options{})
 }
 
 // Pause stops the member (the client stays, failing) to simulate an outage;

@@ -173,8 +173,9 @@ func waitReady(ctx context.Context, cs kubernetes.Interface, apiserver *child) e
 	}
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
+// freePort asks the kernel for a free loopback port (a variable so a test
+// can hand out a taken one).
+var freePort = func() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,26 +115,17 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubetest: certificates: %w", err)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, fmt.Errorf("kubetest: %w", err)
-	}
-	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
-	if c.Config, err = writeKubeconfig(c.Kubeconfig, "https://127.0.0.1:"+strconv.Itoa(port), s); err != nil {
-		return nil, fmt.Errorf("kubetest: kubeconfig: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(c.Config)
-	if err != nil {
-		return nil, fmt.Errorf("kubetest: %w", err)
-	}
-	c.Client = cs
-
-	apiserver, err := c.start("kube-apiserver", apiServerArgs(c.Dir, s, c.etcd.Endpoint, port))
-	if err != nil {
-		return nil, err
-	}
-	if err := waitReady(ctx, cs, apiserver); err != nil {
-		return nil, err
+	// The API server binds its port seconds after it was found free, time
+	// enough for a parallel test to take it: then it starts on a fresh one.
+	for attempt := 1; ; attempt++ {
+		err = c.startAPIServer(ctx, s)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
+		log.Info("kube-apiserver's port was taken; starting it on a fresh one", "attempt", attempt)
 	}
 	log.Info("kube-apiserver ready", "url", c.Config.Host, "after", time.Since(started))
 	if _, err := c.start("kube-controller-manager", controllerManagerArgs(c.Dir, c.Kubeconfig, s)); err != nil {
@@ -146,7 +138,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	ips := kubenode.NewIPPool(42)
 	for i := 1; i <= opts.Nodes; i++ {
 		n, err := kubenode.Start(ctx, kubenode.Options{
-			Name: "node-" + strconv.Itoa(i), Client: cs, Catalog: c.Catalog, IPs: ips,
+			Name: "node-" + strconv.Itoa(i), Client: c.Client, Catalog: c.Catalog, IPs: ips,
 			Dir: filepath.Join(c.Dir, "nodes"), Env: c.podBaseEnv(), Logger: log,
 		})
 		if err != nil {
@@ -159,6 +151,32 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	log.Info("cluster ready", "after", time.Since(started), "dir", c.Dir)
 	return c, nil
+}
+
+// startAPIServer runs kube-apiserver on a free port, with the kubeconfig and
+// client for it, and waits until it is ready.
+func (c *Cluster) startAPIServer(ctx context.Context, s *secrets) error {
+	port, err := freePort()
+	if err != nil {
+		return fmt.Errorf("kubetest: %w", err)
+	}
+	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
+	if c.Config, err = writeKubeconfig(c.Kubeconfig, "https://127.0.0.1:"+strconv.Itoa(port), s); err != nil {
+		return fmt.Errorf("kubetest: kubeconfig: %w", err)
+	}
+	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return fmt.Errorf("kubetest: %w", err)
+	}
+	apiserver, err := c.start("kube-apiserver", apiServerArgs(c.Dir, s, c.etcd.Endpoint, port))
+	if err != nil {
+		return err
+	}
+	if err := waitReady(ctx, c.Client, apiserver); err != nil {
+		apiserver.stop(10 * time.Second)
+		c.procs = c.procs[:len(c.procs)-1]
+		return err
+	}
+	return nil
 }
 
 // start runs a component with its log in <Dir>/<name>.log.

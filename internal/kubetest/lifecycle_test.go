@@ -2,6 +2,7 @@ package kubetest_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -26,13 +27,21 @@ func TestStartWithoutBinariesSaysHowToBuildThem(t *testing.T) {
 
 // A cluster of its own, with two nodes: a pod bound to the second runs
 // there, and Stop (twice) leaves no process of the cluster and no directory.
+// The port first picked for its API server is taken before it binds (CI
+// saw this race), so the API server starts again on a fresh one.
 func TestStopLeavesNothingBehind(t *testing.T) {
 	kubetest.Skip(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	restore := kubetest.HandOutTakenPort(taken)
 	c, err := kubetest.Start(ctx, kubetest.Options{Nodes: 2})
+	restore()
 	require.NoError(t, err)
 	t.Cleanup(c.Stop)
+	assert.NotContains(t, c.Config.Host, taken.Addr().String(), "the API server moved off the taken port")
 	require.Len(t, c.Nodes, 2)
 	for _, n := range []string{"node-1", "node-2"} {
 		node, err := c.Client.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})

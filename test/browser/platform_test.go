@@ -72,8 +72,27 @@ type Platform struct {
 }
 
 // StartPlatform runs the platform and waits until it serves; everything it
-// started is killed at cleanup.
+// started is killed at cleanup. A port freeAddr found free can be taken
+// before the platform binds it: then it starts again on fresh ports.
 func StartPlatform(t *testing.T) *Platform {
+	for attempt := 1; ; attempt++ {
+		p, ok := launchPlatform(t)
+		if ok {
+			return p
+		}
+		p.logsMu.Lock()
+		inUse := strings.Contains(p.logs.String(), "address already in use")
+		p.logsMu.Unlock()
+		if attempt == 3 || !inUse {
+			t.Fatal("the platform exited before it answered /readyz")
+		}
+		t.Logf("attempt %d: a port was taken, starting again on fresh ports", attempt)
+	}
+}
+
+// launchPlatform starts one platform process and reports whether it
+// answered /readyz (false: it exited first).
+func launchPlatform(t *testing.T) (*Platform, bool) {
 	p := &Platform{t: t, App: build.Binary(t), dataDir: t.TempDir(), Addr: freeAddr(t)}
 	marker := proctest.Marker(t)
 	cmd := exec.Command(platformBinary(t), "--addr", p.Addr, "--gateway-addr", freeAddr(t), "--data-dir", p.dataDir,
@@ -103,7 +122,14 @@ func StartPlatform(t *testing.T) *Platform {
 			p.logsMu.Unlock()
 		}
 	})
+	exited := false
 	eventually(t, "the platform answers /readyz", 60*time.Second, func() bool {
+		select {
+		case <-done:
+			exited = true
+			return true
+		default:
+		}
 		resp, err := http.Get("http://" + p.Addr + "/readyz")
 		if err != nil {
 			return false
@@ -111,10 +137,13 @@ func StartPlatform(t *testing.T) *Platform {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+	if exited {
+		return p, false
+	}
 	b, err := os.ReadFile(filepath.Join(p.dataDir, "admin.token"))
 	require.NoError(t, err, "the first start writes the admin token")
 	p.Token = strings.TrimSpace(string(b))
-	return p
+	return p, true
 }
 
 // URL is the platform's base URL.

@@ -89,6 +89,8 @@ type Framework struct {
 	// a process it hands its sockets to (an in-place upgrade) cannot keep
 	// Wait from returning.
 	logs string
+	// started: the platform has answered once, on Addr and Gateway.
+	started bool
 }
 
 // New prepares an installation; Start runs the platform on it.
@@ -117,8 +119,31 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// Start runs the platform and waits until its API answers.
+// Start runs the platform and waits until its API answers. A port freeAddr
+// found free can be taken before the first start binds it: then the
+// installation moves to fresh ports and starts again. Later starts keep
+// their ports (clients hold URLs with them).
 func (f *Framework) Start() {
+	f.t.Helper()
+	for attempt := 1; !f.launch(); attempt++ {
+		b, _ := os.ReadFile(f.logs)
+		if f.started || attempt == 3 || !bytes.Contains(b, []byte("address already in use")) {
+			f.t.Fatal("the platform exited before its API answered")
+		}
+		f.t.Logf("attempt %d: a port was taken, starting again on fresh ports", attempt)
+		f.Addr, f.Gateway = freeAddr(f.t), freeAddr(f.t)
+	}
+	f.started = true
+	if f.Token == "" {
+		b, err := os.ReadFile(filepath.Join(f.DataDir, "admin.token"))
+		require.NoError(f.t, err, "the first start writes the admin token")
+		f.Token = strings.TrimSpace(string(b))
+	}
+}
+
+// launch runs the platform process and reports whether its API answered
+// (false: it exited first).
+func (f *Framework) launch() bool {
 	f.t.Helper()
 	bin := f.Binary
 	if bin == "" {
@@ -138,7 +163,11 @@ func (f *Framework) Start() {
 		_ = cmd.Wait()
 		close(done)
 	}(f.done)
+	exited := false
 	f.Eventually("the API answers", 60*time.Second, func() bool {
+		if exited = !f.Alive(); exited {
+			return true
+		}
 		resp, err := f.HTTP().Get(f.APIURL() + "/readyz")
 		if err != nil {
 			return false
@@ -146,11 +175,10 @@ func (f *Framework) Start() {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	if f.Token == "" {
-		b, err := os.ReadFile(filepath.Join(f.DataDir, "admin.token"))
-		require.NoError(f.t, err, "the first start writes the admin token")
-		f.Token = strings.TrimSpace(string(b))
+	if exited {
+		f.cmd = nil
 	}
+	return !exited
 }
 
 // Alive reports whether the platform process runs.

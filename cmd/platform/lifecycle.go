@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -83,6 +85,31 @@ func (m *Main) StopAccepting() {
 	})
 }
 
+// startMetrics serves /metrics on --metrics-addr. It keeps serving while a
+// stopping process drains its sessions, so their count stays visible.
+func (m *Main) startMetrics() {
+	if m.metricsLn == nil {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.Handler())
+	m.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: m.Config.HeaderTimeout, MaxHeaderBytes: 64 << 10}
+	srv, ln := m.metrics, m.metricsLn
+	m.goRun(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("metrics stopped", "err", err)
+		}
+	})
+}
+
+func (m *Main) stopMetrics() {
+	if m.metrics != nil {
+		_ = m.metrics.Close()
+	} else if m.metricsLn != nil {
+		_ = m.metricsLn.Close() // Run failed before serving
+	}
+}
+
 // Drain waits until the relay holds no session, or the bound passes.
 func (m *Main) Drain(bound time.Duration) {
 	if m.relay == nil {
@@ -102,6 +129,7 @@ func (m *Main) Drain(bound time.Duration) {
 // relaying and counting the sessions already open until they end.
 func (m *Main) Handoff() {
 	m.StopAccepting()
+	m.stopMetrics() // the new process serves them now
 	if m.cancel != nil {
 		m.cancel()
 	}
@@ -122,6 +150,7 @@ func (m *Main) Close() error {
 	if m.relay != nil {
 		errs = append(errs, m.relay.Close())
 	}
+	m.stopMetrics()
 	if m.cancel != nil {
 		m.cancel()
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/endpoint/relay"
 	"github.com/discovery-platform/discovery/internal/certfile"
+	"github.com/discovery-platform/discovery/internal/etcdhealth"
 )
 
 func main() {
@@ -109,9 +110,12 @@ var version = "dev"
 type Config struct {
 	// Role is all (API, reconciler, gateway), api (API and reconciler) or
 	// gateway (only the gateway; needs --etcd).
-	Role            string
-	Addr            string
-	GatewayAddr     string
+	Role        string
+	Addr        string
+	GatewayAddr string
+	// MetricsAddr, when set, serves /metrics on a listener of its own, in
+	// any role (the API also serves it on Addr; a gateway has no other).
+	MetricsAddr     string
 	PublicURL       string
 	APIURL          string
 	Instance        string
@@ -160,6 +164,8 @@ type Main struct {
 	ln        net.Listener
 	gateway   *http.Server
 	gatewayLn net.Listener
+	metrics   *http.Server
+	metricsLn net.Listener
 	relay     *relay.Relay
 	kube      kubernetes.Interface // with --runtime kubernetes
 	certs     *certfile.Reloader   // nil: plain HTTP
@@ -217,6 +223,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Role, "role", env("DISCOVERY_ROLE", "all"), "all, api (API + reconciler) or gateway (env DISCOVERY_ROLE)")
 	fs.StringVar(&c.Addr, "addr", env("DISCOVERY_ADDR", ":4000"), "API listen address (env DISCOVERY_ADDR)")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", env("DISCOVERY_GATEWAY_ADDR", ":4001"), "gateway listen address (env DISCOVERY_GATEWAY_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("DISCOVERY_METRICS_ADDR", ""), "also serve Prometheus /metrics (plain HTTP) on this address, in any role; the only way to scrape a --role gateway instance; empty = off (env DISCOVERY_METRICS_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", env("DISCOVERY_PUBLIC_URL", ""), "gateway base URL given to clients by get-endpoint; default http://127.0.0.1:<gateway port>, https:// with --tls-cert (env DISCOVERY_PUBLIC_URL)")
 	fs.StringVar(&c.APIURL, "api-url", env("DISCOVERY_API_URL", ""), "API base URL given to replicas in $DISCOVERY_API for app-held leases; default http://127.0.0.1:<api port>, https:// with --tls-cert (env DISCOVERY_API_URL)")
 	fs.StringVar(&c.Instance, "instance", env("DISCOVERY_INSTANCE", ""), "this instance's name in session counts; default host-pid (env DISCOVERY_INSTANCE)")
@@ -312,6 +319,11 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("listen %s: %w", c.Addr, err)
 		}
 	}
+	if c.MetricsAddr != "" {
+		if m.metricsLn, err = m.listen(c.MetricsAddr); err != nil {
+			return fmt.Errorf("listen %s: %w", c.MetricsAddr, err)
+		}
+	}
 	upgrading := m.Upg != nil && m.Upg.HasParent()
 	if upgrading {
 		// Connections wait in the sockets' backlog until we serve.
@@ -359,6 +371,13 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if c.Role == "gateway" {
+		// The API role's prober serves /readyz; a gateway alone still
+		// reports discovery_etcd_up and logs the outage.
+		health := etcdhealth.New(cli, c.EtcdPrefix+"/routes", time.Second, m.Log.With("part", "etcd"))
+		m.goRun(func() { health.Run(bg) })
+	}
+	m.startMetrics()
 	if c.Role == "all" || c.Role == "api" {
 		if err := m.startControl(ctx, bg, cli, routes, sessions, counter); err != nil {
 			return err
@@ -387,6 +406,15 @@ func (m *Main) Addr() string {
 		return ""
 	}
 	return m.ln.Addr().String()
+}
+
+// MetricsAddr is where /metrics is served on its own ("" without
+// --metrics-addr).
+func (m *Main) MetricsAddr() string {
+	if m.metricsLn == nil {
+		return ""
+	}
+	return m.metricsLn.Addr().String()
 }
 
 // GatewayAddr is where the gateway listens ("" without the gateway role).

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +21,17 @@ func buildVersion(t *testing.T, out, version string) {
 	b, err := exec.Command("go", "build", "-race", "-ldflags", "-X main.version="+version, "-o", out,
 		"github.com/discovery-platform/discovery/cmd/platform").CombinedOutput()
 	require.NoError(t, err, string(b))
+}
+
+// get returns url's body, "" on any error.
+func get(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func (f *Framework) version() (string, int) {
@@ -48,6 +61,8 @@ func TestSIGHUPUpgradeKeepsProxiedSessions(t *testing.T) {
 	buildVersion(t, bin, "v1")
 	f := New(t)
 	f.Binary = bin
+	metrics := "http://" + freeAddr(t) + "/metrics"
+	f.Args = []string{"--metrics-addr", strings.TrimSuffix(strings.TrimPrefix(metrics, "http://"), "/metrics")}
 	f.Start()
 	v, oldPID := f.version()
 	require.Equal(t, "v1", v)
@@ -56,6 +71,9 @@ func TestSIGHUPUpgradeKeepsProxiedSessions(t *testing.T) {
 	f.WaitState("live", rev, "active", 60*time.Second)
 	old, err := open(t, f, "live")
 	require.NoError(t, err)
+	f.Eventually("--metrics-addr shows the old process's session", 10*time.Second, func() bool {
+		return strings.Contains(get(metrics), "discovery_gateway_connections 1")
+	})
 
 	buildVersion(t, bin+".new", "v2")
 	require.NoError(t, os.Rename(bin+".new", bin))
@@ -68,6 +86,11 @@ func TestSIGHUPUpgradeKeepsProxiedSessions(t *testing.T) {
 	fresh, err := open(t, f, "live")
 	require.NoError(t, err, "new sessions go through the new process")
 	require.NoError(t, fresh.close())
+	// The metrics socket was handed over too: the new process, which holds
+	// no session, answers on it while the old one still relays its own.
+	f.Eventually("the new process serves --metrics-addr", 30*time.Second, func() bool {
+		return strings.Contains(get(metrics), "discovery_gateway_connections 0")
+	})
 
 	select {
 	case err := <-old.done:

@@ -9,7 +9,9 @@
 // destination cannot take them (at most one buffer per direction).
 //
 // Other connections (e.g. *tls.Conn) fall back to two goroutines copying with
-// pooled buffers, with the same half-close and onClose contract.
+// pooled buffers, with the same half-close and onClose contract. A direction
+// whose source is a socket, plain or under TLS, waits for it to be readable
+// before it borrows a buffer, so an idle TLS session holds none.
 //
 // After a successful Splice the relay owns both connections: the caller must
 // not read, write, set deadlines on or close them. Bytes that a wrapper (such
@@ -21,6 +23,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -188,11 +191,15 @@ func (fp *fbPair) pipe(src, dst net.Conn, pending []byte) {
 		_, err = dst.Write(pending)
 	}
 	if err == nil {
-		bp := fp.r.getBuf()
-		// Hide ReaderFrom/WriterTo so the pooled buffer is really used
-		// (TCPConn.ReadFrom would splice or allocate its own 32 KiB).
-		_, err = io.CopyBuffer(writerOnly{dst}, readerOnly{src}, *bp)
-		fp.r.putBuf(bp)
+		if w := readableWaiter(src); w != nil {
+			err = fp.copyWhenReadable(dst, src, w)
+		} else {
+			bp := fp.r.getBuf()
+			// Hide ReaderFrom/WriterTo so the pooled buffer is really used
+			// (TCPConn.ReadFrom would splice or allocate its own 32 KiB).
+			_, err = io.CopyBuffer(writerOnly{dst}, readerOnly{src}, *bp)
+			fp.r.putBuf(bp)
+		}
 	}
 	if err != nil || !closeWrite(dst) {
 		fp.closeBoth()
@@ -203,6 +210,73 @@ func (fp *fbPair) pipe(src, dst net.Conn, pending []byte) {
 	}
 	if fp.left.Add(-1) == 0 {
 		fp.finish()
+	}
+}
+
+// waiter waits until a conn is readable without holding a buffer.
+type waiter struct {
+	wait func() error
+	// wrapped: the conn wraps the socket waited on and may hold bytes it
+	// has read from it already (a *tls.Conn's whole records).
+	wrapped bool
+}
+
+// longAgo is a read deadline that has passed: reads return what the conn
+// holds already, then time out without touching the socket.
+var longAgo = time.Unix(1, 0)
+
+// copyWhenReadable copies src to dst until EOF, borrowing a pooled buffer
+// only once src has bytes: while src is idle the direction holds none.
+func (fp *fbPair) copyWhenReadable(dst, src net.Conn, w *waiter) error {
+	var err error
+	if w.wrapped {
+		// Records read along with the handshake may wait in src already.
+		bp := fp.r.getBuf()
+		err = drainHeld(dst, src, *bp)
+		fp.r.putBuf(bp)
+	}
+	for err == nil {
+		if err = w.wait(); err != nil {
+			break
+		}
+		bp := fp.r.getBuf()
+		err = moveOnce(dst, src, *bp)
+		if err == nil && w.wrapped {
+			err = drainHeld(dst, src, *bp)
+		}
+		fp.r.putBuf(bp)
+	}
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+// moveOnce reads once from src and writes what it got to dst.
+func moveOnce(dst, src net.Conn, buf []byte) error {
+	n, rerr := src.Read(buf)
+	if n > 0 {
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return err
+		}
+	}
+	return rerr
+}
+
+// drainHeld copies to dst what src holds without reading its socket (a
+// passed deadline stops it there; for a *tls.Conn a timeout is not a
+// lasting error), then lifts the deadline.
+func drainHeld(dst, src net.Conn, buf []byte) error {
+	if err := src.SetReadDeadline(longAgo); err != nil {
+		return err
+	}
+	for {
+		if err := moveOnce(dst, src, buf); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return src.SetReadDeadline(time.Time{})
+			}
+			return err
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"os"
@@ -38,16 +39,36 @@ func benchPairs(b *testing.B) int {
 // the baseline is the same N conn quadruples (client, a, b, server) held open
 // without the relay; then every pair is spliced, exchanges one message each way
 // and goes idle. "goroutines" forces the fallback (two goroutines copying with
-// pooled buffers) on the same sockets for comparison.
+// pooled buffers) on the same sockets for comparison; "tls" is a wss session
+// as the gateway holds it: the client's side a *tls.Conn past its handshake
+// (made before the baseline), the replica's a plain socket.
 func BenchmarkIdlePairMemory(b *testing.B) {
-	for _, mode := range []string{"epoll", "goroutines"} {
+	for _, mode := range []string{"epoll", "goroutines", "tls"} {
 		b.Run(mode, func(b *testing.B) {
 			n := benchPairs(b)
 			l := newListener(b)
 			before := inUse()
 			ss := make([]*session, n)
+			clients := make([]net.Conn, n) // what the player writes to and reads from
+			relayA := make([]net.Conn, n)  // the relay's client side
+			var srvCfg, cliCfg *tls.Config
+			if mode == "tls" {
+				srvCfg, cliCfg = testTLSConfigs(b)
+			}
 			for i := range ss {
 				ss[i] = newSession(b, l)
+				clients[i], relayA[i] = ss[i].client, ss[i].a
+				switch mode {
+				case "goroutines":
+					relayA[i] = opaque{ss[i].a}
+				case "tls":
+					c, a := tls.Client(ss[i].client, cliCfg), tls.Server(ss[i].a, srvCfg)
+					hs := make(chan error, 1)
+					go func() { hs <- c.Handshake() }()
+					require.NoError(b, a.Handshake())
+					require.NoError(b, <-hs)
+					clients[i], relayA[i] = c, a
+				}
 			}
 			baseMem := inUse()
 			baseG := runtime.NumGoroutine()
@@ -55,14 +76,14 @@ func BenchmarkIdlePairMemory(b *testing.B) {
 			r, err := New(Config{})
 			require.NoError(b, err)
 			msg, got := []byte("0123456789abcdef0123456789abcdef"), make([]byte, 32)
-			for _, s := range ss {
-				if mode == "epoll" {
-					require.NoError(b, r.Splice(s.a, s.b, nil, nil, nil))
-				} else {
-					require.NoError(b, r.Splice(opaque{s.a}, opaque{s.b}, nil, nil, nil))
+			for i, s := range ss {
+				var relayB net.Conn = s.b
+				if mode == "goroutines" {
+					relayB = opaque{s.b}
 				}
+				require.NoError(b, r.Splice(relayA[i], relayB, nil, nil, nil))
 				// One round trip: the pair is live, then idle.
-				for _, dir := range [][2]net.Conn{{s.client, s.server}, {s.server, s.client}} {
+				for _, dir := range [][2]net.Conn{{clients[i], s.server}, {s.server, clients[i]}} {
 					_, err := dir[0].Write(msg)
 					require.NoError(b, err)
 					_, err = io.ReadFull(dir[1], got)

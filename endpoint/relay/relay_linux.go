@@ -3,6 +3,7 @@
 package relay
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -561,4 +562,45 @@ func writeFD(fd int, b []byte) (int, error) {
 		}
 	}
 	return off, nil
+}
+
+// readableWaiter returns how to wait, holding no buffer, until c has bytes
+// to read (or its EOF or an error is pending), or nil if c has no socket the
+// runtime's poller can watch. c may be the socket itself or a *tls.Conn
+// past its handshake over one; that may hold records it already took from
+// the socket, so the caller drains it before each wait (waiter.wrapped). The
+// fallback uses it so an idle direction costs a parked goroutine but no
+// buffer.
+func readableWaiter(c net.Conn) *waiter {
+	w := &waiter{}
+	sock := c
+	if tc, ok := c.(*tls.Conn); ok {
+		// Before its handshake a read deadline would fail the handshake
+		// for good; such a conn is copied through a buffer instead.
+		if !tc.ConnectionState().HandshakeComplete {
+			return nil
+		}
+		sock, w.wrapped = tc.NetConn(), true
+	}
+	if _, ok, err := rawFD(sock); !ok || err != nil {
+		return nil
+	}
+	rc, err := sock.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w.wait = func() error {
+		// The poller parks us between calls until the fd is readable; a
+		// peek says whether it already is.
+		return rc.Read(func(fd uintptr) bool {
+			var b [1]byte
+			for {
+				_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+				if err != unix.EINTR {
+					return err != unix.EAGAIN
+				}
+			}
+		})
+	}
+	return w
 }

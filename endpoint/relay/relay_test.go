@@ -615,7 +615,7 @@ func TestSpliceAfterCloseAndErrors(t *testing.T) {
 
 // ---- TLS fallback ----
 
-func testTLSConfigs(t *testing.T) (server, client *tls.Config) {
+func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{
@@ -739,4 +739,107 @@ func TestBlockingWaitFallback(t *testing.T) {
 	require.NoError(t, r.Close())
 	waitClosed(t, s2)
 	waitGoroutines(t, baseG)
+}
+
+// batchConn holds what it is given while batching and writes it to the
+// socket at once on flush: TLS records that then arrive in one segment.
+type batchConn struct {
+	net.Conn
+	mu       sync.Mutex
+	batching bool
+	buf      []byte
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.batching {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// records writes each message as its own TLS record, all in one TCP write.
+func (c *batchConn) records(t *testing.T, tc *tls.Conn, msgs ...string) {
+	t.Helper()
+	c.mu.Lock()
+	c.batching = true
+	c.mu.Unlock()
+	for _, m := range msgs {
+		_, err := tc.Write([]byte(m))
+		require.NoError(t, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.batching = false
+	_, err := c.Conn.Write(c.buf)
+	c.buf = nil
+	require.NoError(t, err)
+}
+
+// A wss session as the gateway has it: the client's side a *tls.Conn past
+// its handshake, the replica's a plain socket. Idle, neither direction
+// holds a buffer; records the *tls.Conn took from the socket together (at
+// the hand-off, and later in bursts) are relayed without waiting for more.
+func TestTLSSessionHoldsNoBufferWhileIdle(t *testing.T) {
+	srvCfg, cliCfg := testTLSConfigs(t)
+	r := newRelay(t, Config{})
+	s := newSession(t, newListener(t))
+	wire := &batchConn{Conn: s.client}
+	client := tls.Client(wire, cliCfg)
+	a := tls.Server(s.a, srvCfg)
+	hs := make(chan error, 1)
+	go func() { hs <- client.Handshake() }()
+	deadline(a)
+	require.NoError(t, a.Handshake())
+	require.NoError(t, <-hs)
+
+	// The handshake's reader took "hello" and, in the same socket read,
+	// the next record, which now waits inside the *tls.Conn.
+	wire.records(t, client, "hello", " world")
+	got := make([]byte, 5)
+	_, err := io.ReadFull(a, got)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(got))
+	require.NoError(t, a.SetDeadline(time.Time{}))
+
+	require.NoError(t, r.Splice(a, s.b, nil, nil, s.onClose))
+	deadline(s.server)
+	got = make([]byte, 6)
+	_, err = io.ReadFull(s.server, got)
+	require.NoError(t, err, "the record held at the hand-off is relayed")
+	require.Equal(t, " world", string(got))
+
+	for i := range 20 {
+		writeRead(t, client, s.server, fmt.Appendf(nil, "up %d", i))
+		writeRead(t, s.server, client, fmt.Appendf(nil, "down %d", i))
+	}
+	// A burst: three records in one segment, read from the socket at once.
+	wire.records(t, client, "a", "b", "c")
+	got = make([]byte, 3)
+	_, err = io.ReadFull(s.server, got)
+	require.NoError(t, err, "records read along with the first are relayed")
+	require.Equal(t, "abc", string(got))
+
+	require.Eventually(t, func() bool { return r.bufsOut.Load() == 0 }, waitFor, time.Millisecond,
+		"an idle TLS session holds no buffer")
+
+	// Half-close through TLS: close_notify ends the client's direction,
+	// the reply still flows.
+	_, err = client.Write([]byte("last"))
+	require.NoError(t, err)
+	require.NoError(t, client.CloseWrite())
+	req, err := readEOF(t, s.server)
+	require.NoError(t, err)
+	require.Equal(t, "last", string(req))
+	_, err = s.server.Write([]byte("bye"))
+	require.NoError(t, err)
+	require.NoError(t, s.server.Close())
+	reply, err := readEOF(t, client)
+	require.NoError(t, err)
+	require.Equal(t, "bye", string(reply))
+	waitClosed(t, s)
+	require.Zero(t, r.Len())
+	require.Zero(t, r.bufsOut.Load())
 }

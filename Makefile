@@ -89,12 +89,13 @@ staticcheck:
 # memory per idle proxied session (BENCH_CONNS sessions).
 # bench/baseline: BENCH_CONNS sessions opened and closed over two gateway
 # processes; fails unless goroutines, fds and live heap return to baseline
-# (a 4000-session version runs in make test).
+# (a 4000-session version runs in make test); then the same over wss://.
 BENCH_CONNS ?= 10000
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/gateway -conns $(BENCH_CONNS)
 	$(GO) run ./bench/baseline -sessions $(BENCH_CONNS)
+	$(GO) run ./bench/baseline -sessions $(BENCH_CONNS) -tls
 
 # A long chaos run by hand (the short one is TestChaosShort in make test):
 # the soak under SIGKILLs of the platform, a gateway and replicas and etcd

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -41,6 +42,7 @@ type check struct {
 	etcd      *etcdtest.Etcd
 	instances []*instance
 	api       *rig.API
+	tls       *tls.Config // with -tls: trusts the platforms' certificate
 }
 
 func (c *check) printf(format string, args ...any) {
@@ -138,6 +140,14 @@ func (c *check) setup(ctx context.Context) error {
 		return err
 	}
 	env := append(os.Environ(), c.marker)
+	var tlsArgs []string
+	if c.cfg.TLS {
+		certFile, keyFile, client, err := rig.WriteTLSCert(c.dir)
+		if err != nil {
+			return err
+		}
+		c.tls, tlsArgs = client, []string{"--tls-cert", certFile, "--tls-key", keyFile}
+	}
 	for i := 0; i < max(c.cfg.Gateways, 1); i++ {
 		in := &instance{}
 		if in.api, err = rig.FreeAddr(); err != nil {
@@ -152,12 +162,16 @@ func (c *check) setup(ctx context.Context) error {
 				"--data-dir", filepath.Join(c.dir, name), "--replica-dir", filepath.Join(c.dir, "replicas"),
 				"--probe-interval", "500ms", "--log-level", "warn", "--endpoint-rate", "0", "--reservations-per-addr", "0",
 				"--max-sessions-per-addr", "0", "--max-sessions-per-tenant", "0"}}
+		in.proc.Args = append(in.proc.Args, tlsArgs...)
 		if err := in.proc.Start(); err != nil {
 			return err
 		}
 		c.instances = append(c.instances, in)
 		// The first instance bootstraps the admin; the others find it done.
 		api := rig.NewAPI(in.api)
+		if c.tls != nil {
+			api.UseTLS(c.tls)
+		}
 		if !rig.Poll(ctx, 60*time.Second, 100*time.Millisecond, func() bool { return api.Ready(ctx) }) {
 			return fmt.Errorf("%s not ready within 60s; its log ends:\n%s", name, in.proc.LogTail(3000))
 		}
@@ -200,7 +214,8 @@ func (c *check) open(ctx context.Context, n int) ([]*websocket.Conn, error) {
 	dialers := make([]*websocket.Dialer, 8)
 	for i := range dialers {
 		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}, Timeout: 10 * time.Second}
-		dialers[i] = &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 256, WriteBufferSize: 256}
+		dialers[i] = &websocket.Dialer{NetDialContext: nd.DialContext, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 256, WriteBufferSize: 256,
+			TLSClientConfig: c.tls}
 	}
 	conns := make([]*websocket.Conn, n)
 	var failed atomic.Int64

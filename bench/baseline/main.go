@@ -7,9 +7,9 @@
 //
 // One process may hold 20000 fds and a gateway holds 2 per session, so 10k
 // sessions need two gateway processes: each is a platform instance
-// (`--role all`, sharing one etcd and one replica dir) because only an
-// instance with the API serves /metrics, where go_goroutines and
-// go_memstats_heap_inuse_bytes are read. Clients are spread over the
+// (`--role all`, sharing one etcd and one replica dir), read through its
+// API's /metrics (go_goroutines, go_memstats_heap_inuse_bytes, …). -tls
+// serves them with a self-signed certificate, so the sessions are wss://. Clients are spread over the
 // gateways and over source addresses 127.0.0.2-9. Everything listens on
 // loopback and is stopped at the end.
 package main
@@ -46,6 +46,8 @@ type Config struct {
 	GoroutineSlack, FDSlack int
 	// Dir is the work dir (empty: a temp dir, removed at the end).
 	Dir string
+	// TLS serves the platforms with --tls-cert: the sessions are wss://.
+	TLS bool
 	// Platform and Testapp are prebuilt binaries; empty: built from this module.
 	Platform, Testapp string
 	Out               io.Writer
@@ -61,6 +63,7 @@ func main() {
 	flag.Float64Var(&c.HeapSlack, "heap-slack-mb", 2, "allowed heap over baseline in MB (the larger allowance applies)")
 	flag.IntVar(&c.GoroutineSlack, "goroutine-slack", 10, "allowed goroutines over baseline")
 	flag.IntVar(&c.FDSlack, "fd-slack", 10, "allowed open fds over baseline")
+	flag.BoolVar(&c.TLS, "tls", false, "serve the platforms over TLS (a self-signed certificate): the sessions are wss://")
 	flag.StringVar(&c.Platform, "platform", "", "prebuilt platform binary (default: build it)")
 	flag.StringVar(&c.Testapp, "testapp", "", "prebuilt testapp binary (default: build it)")
 	flag.Parse()

@@ -3,6 +3,7 @@ package rig
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,15 +22,28 @@ type API struct {
 	Addr  string
 	Token string
 	HTTP  *http.Client
+	// Scheme is http, or https for a platform run with --tls-cert (HTTP's
+	// transport then needs the certificate's roots: UseTLS).
+	Scheme string
 }
 
 // NewAPI returns a client for the API at addr; call LoadToken once the
 // platform has started for the first time.
 func NewAPI(addr string) *API {
 	// A bound per call: during a fault a call must fail, not hang the run.
-	return &API{Addr: addr, HTTP: &http.Client{Timeout: 10 * time.Second,
+	return &API{Addr: addr, Scheme: "http", HTTP: &http.Client{Timeout: 10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
+
+// UseTLS makes the client call https, trusting cfg's roots; the gateway's
+// https:// URLs go through the same transport.
+func (a *API) UseTLS(cfg *tls.Config) {
+	a.Scheme = "https"
+	a.HTTP.Transport.(*http.Transport).TLSClientConfig = cfg
+}
+
+// url is the API's base URL followed by path.
+func (a *API) url(path string) string { return a.Scheme + "://" + a.Addr + path }
 
 // LoadToken reads the admin token the platform wrote into its data dir on
 // its first start.
@@ -67,7 +81,7 @@ func (a *API) Do(ctx context.Context, method, path string, body, out any) error 
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+a.Addr+"/api/v1"+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, a.url("/api/v1"+path), r)
 	if err != nil {
 		return err
 	}
@@ -91,7 +105,7 @@ func (a *API) Do(ctx context.Context, method, path string, body, out any) error 
 
 // Ready reports whether /readyz answers 200 (the API serves and reaches etcd).
 func (a *API) Ready(ctx context.Context) bool {
-	return Get(ctx, a.HTTP, "http://"+a.Addr+"/readyz") == nil
+	return Get(ctx, a.HTTP, a.url("/readyz")) == nil
 }
 
 // Get does a GET and reports an error unless it answers 200.
@@ -183,7 +197,7 @@ type Endpoint struct {
 // status (0 when nothing answered) and whether the answer said it may be
 // stale (etcd unreachable).
 func (a *API) GetEndpoint(ctx context.Context, app string) (ep Endpoint, code int, stale bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+a.Addr+"/api/v1/tenants/default/apps/"+app+"/endpoint", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", a.url("/api/v1/tenants/default/apps/"+app+"/endpoint"), nil)
 	if err != nil {
 		return ep, 0, false, err
 	}

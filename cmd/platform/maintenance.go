@@ -30,7 +30,8 @@ func (m *Main) startMaintenance(bg context.Context, cli *clientv3.Client, store 
 			}
 			return m.recordIncident(ctx, store, apps.Incident{Type: apps.EventStoreFull, Start: cl.Since, End: cl.Until, Message: msg})
 		},
-		Logger: m.Log.With("part", "etcd-maintenance"),
+		ScheduleKey: c.EtcdPrefix + "/maintenance/last-defrag",
+		Logger:      m.Log.With("part", "etcd-maintenance"),
 	}
 	if m.etcd != nil {
 		cfg.Recover, cfg.Defrag = true, c.EtcdDefrag

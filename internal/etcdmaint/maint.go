@@ -50,6 +50,11 @@ type Config struct {
 	// with less than a tenth of its file free is skipped: defragmenting
 	// blocks it, and there would be nothing to win.
 	Defrag time.Duration
+	// ScheduleKey, when set, keeps the time of the last scheduled
+	// defragmentation in etcd, so the schedule survives restarts (a platform
+	// restarted more often than Defrag would otherwise never defragment)
+	// and carries over to a new leader. Empty: it counts from New.
+	ScheduleKey string
 	// Recover lets the maintainer free space itself on NOSPACE. Only for the
 	// embedded member: compacting to the current revision drops the history
 	// an external cluster's other clients may rely on.
@@ -77,6 +82,7 @@ type Maintainer struct {
 	triedAt   time.Time
 	recovered bool // the last disarm was ours
 	lastDefr  time.Time
+	loaded    bool // lastDefr was read from ScheduleKey
 }
 
 // New returns a maintainer over a client.
@@ -138,11 +144,77 @@ func (m *Maintainer) Check(ctx context.Context) {
 			return
 		}
 	}
-	if m.cfg.Defrag > 0 && time.Since(m.lastDefr) >= m.cfg.Defrag && m.mayAct() {
-		m.lastDefr = time.Now()
-		if err := m.Defragment(ctx, false); err != nil && ctx.Err() == nil {
-			m.cfg.Logger.Warn("scheduled etcd defragmentation failed; next try in one interval", "err", err, "interval", m.cfg.Defrag)
+	if m.cfg.Defrag > 0 {
+		m.scheduledDefrag(ctx)
+	}
+}
+
+// scheduledDefrag defragments when Defrag has passed since the last time,
+// which ScheduleKey keeps across restarts and instances.
+func (m *Maintainer) scheduledDefrag(ctx context.Context) {
+	if m.cfg.ScheduleKey != "" && !m.loaded {
+		last, ok, err := m.storedDefrag(ctx)
+		if err != nil {
+			return // etcd unreachable: try at the next check
 		}
+		m.loaded = true
+		if ok {
+			m.lastDefr = last
+		} else {
+			m.storeDefrag(ctx, m.lastDefr) // the schedule starts now
+		}
+	}
+	if time.Since(m.lastDefr) < m.cfg.Defrag || !m.mayAct() {
+		return
+	}
+	if m.cfg.ScheduleKey != "" {
+		// Another instance (a former leader) may have done it since.
+		last, ok, err := m.storedDefrag(ctx)
+		if err != nil {
+			return
+		}
+		if ok && time.Since(last) < m.cfg.Defrag {
+			m.lastDefr = last
+			return
+		}
+	}
+	m.lastDefr = time.Now()
+	m.storeDefrag(ctx, m.lastDefr)
+	if err := m.Defragment(ctx, false); err != nil && ctx.Err() == nil {
+		m.cfg.Logger.Warn("scheduled etcd defragmentation failed; next try in one interval", "err", err, "interval", m.cfg.Defrag)
+	}
+}
+
+// storedDefrag reads the last scheduled defragmentation's time (ok false:
+// none recorded, or unreadable, which starts the schedule afresh).
+func (m *Maintainer) storedDefrag(ctx context.Context) (time.Time, bool, error) {
+	gctx, cancel := context.WithTimeout(ctx, m.cfg.Interval+time.Second)
+	defer cancel()
+	resp, err := m.cli.Get(gctx, m.cfg.ScheduleKey)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if len(resp.Kvs) == 0 {
+		return time.Time{}, false, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(resp.Kvs[0].Value))
+	if err != nil {
+		m.cfg.Logger.Warn("unreadable last-defragmentation time in etcd; the schedule starts afresh", "key", m.cfg.ScheduleKey, "err", err)
+		return time.Time{}, false, nil
+	}
+	return t, true, nil
+}
+
+// storeDefrag records t as the last scheduled defragmentation; a failure
+// (a full store refuses writes) only means a restart may defragment sooner.
+func (m *Maintainer) storeDefrag(ctx context.Context, t time.Time) {
+	if m.cfg.ScheduleKey == "" {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.Interval+time.Second)
+	defer cancel()
+	if _, err := m.cli.Put(pctx, m.cfg.ScheduleKey, t.UTC().Format(time.RFC3339Nano)); err != nil && ctx.Err() == nil {
+		m.cfg.Logger.Warn("could not record the defragmentation time in etcd", "key", m.cfg.ScheduleKey, "err", err)
 	}
 }
 

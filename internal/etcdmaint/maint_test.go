@@ -149,12 +149,12 @@ func TestExternalClusterIsOnlyReported(t *testing.T) {
 	assert.False(t, rec.got[0].Recovered, "cleared by someone else")
 }
 
-// TestScheduledDefragmentationGivesSpaceBack: after history is compacted the
-// file keeps its size until a defragmentation, which the schedule runs.
-func TestScheduledDefragmentationGivesSpaceBack(t *testing.T) {
-	e := etcdtest.Start(t)
+// fragment rewrites a 128 KiB value 40 times and compacts the history away,
+// leaving most of the file free until a defragmentation.
+func fragment(t *testing.T, e *etcdtest.Etcd) (val string, st *clientv3.StatusResponse) {
+	t.Helper()
 	ctx := context.Background()
-	val := strings.Repeat("y", 128<<10)
+	val = strings.Repeat("y", 128<<10)
 	var rev int64
 	for i := 0; i < 40; i++ {
 		resp, err := e.Client.Put(ctx, "/churn", val)
@@ -163,9 +163,18 @@ func TestScheduledDefragmentationGivesSpaceBack(t *testing.T) {
 	}
 	_, err := e.Client.Compact(ctx, rev, clientv3.WithCompactPhysical())
 	require.NoError(t, err)
-	before, err := e.Client.Status(ctx, e.Endpoint)
+	st, err = e.Client.Status(ctx, e.Endpoint)
 	require.NoError(t, err)
-	require.Greater(t, before.DbSize-before.DbSizeInUse, before.DbSize/2, "compaction left free pages in the file")
+	require.Greater(t, st.DbSize-st.DbSizeInUse, st.DbSize/2, "compaction left free pages in the file")
+	return val, st
+}
+
+// TestScheduledDefragmentationGivesSpaceBack: after history is compacted the
+// file keeps its size until a defragmentation, which the schedule runs.
+func TestScheduledDefragmentationGivesSpaceBack(t *testing.T) {
+	e := etcdtest.Start(t)
+	ctx := context.Background()
+	val, before := fragment(t, e)
 
 	var rec recorder
 	m := New(e.Client, Config{Defrag: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&rec, nil))})
@@ -183,4 +192,73 @@ func TestScheduledDefragmentationGivesSpaceBack(t *testing.T) {
 	got, err := e.Client.Get(ctx, "/churn")
 	require.NoError(t, err)
 	assert.Equal(t, val, string(got.Kvs[0].Value), "data intact")
+}
+
+// The schedule is kept in etcd: a maintainer started after a restart counts
+// from the last defragmentation, not from its own start, so a platform
+// restarted more often than the interval still defragments.
+func TestDefragmentationScheduleSurvivesRestarts(t *testing.T) {
+	e := etcdtest.Start(t)
+	ctx := context.Background()
+	const key = "/discovery/maintenance/last-defrag"
+	_, before := fragment(t, e)
+	stored := func() time.Time {
+		resp, err := e.Client.Get(ctx, key)
+		require.NoError(t, err)
+		require.Len(t, resp.Kvs, 1)
+		ts, err := time.Parse(time.RFC3339Nano, string(resp.Kvs[0].Value))
+		require.NoError(t, err)
+		return ts
+	}
+	newMaintainer := func(rec *recorder) *Maintainer {
+		return New(e.Client, Config{Defrag: time.Hour, ScheduleKey: key, Logger: slog.New(slog.NewTextHandler(rec, nil))})
+	}
+
+	// First start: no record yet; the schedule starts now, nothing is done.
+	var first recorder
+	start := time.Now()
+	newMaintainer(&first).Check(ctx)
+	assert.NotContains(t, first.log(), "etcd defragmented")
+	assert.WithinDuration(t, start, stored(), time.Minute, "the schedule's start is recorded")
+
+	// A restart 10 minutes after the last one: not due.
+	last := time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Millisecond)
+	_, err := e.Client.Put(ctx, key, last.Format(time.RFC3339Nano))
+	require.NoError(t, err)
+	var early recorder
+	m := newMaintainer(&early)
+	m.Check(ctx)
+	assert.NotContains(t, early.log(), "etcd defragmented")
+	assert.True(t, last.Equal(m.lastDefr), "counts from the stored time: %v", m.lastDefr)
+
+	// A restart 2 hours after the last one: due at once, though the new
+	// process has just started.
+	_, err = e.Client.Put(ctx, key, time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339Nano))
+	require.NoError(t, err)
+	var late recorder
+	newMaintainer(&late).Check(ctx)
+	assert.Contains(t, late.log(), "etcd defragmented")
+	assert.WithinDuration(t, time.Now(), stored(), time.Minute, "the new time is recorded")
+	after, err := e.Client.Status(ctx, e.Endpoint)
+	require.NoError(t, err)
+	assert.Less(t, after.DbSize, before.DbSize/2, "defragmented")
+}
+
+// A maintainer that was due by its own clock defers to a more recent
+// defragmentation another instance recorded.
+func TestDefragmentationDefersToAnotherInstance(t *testing.T) {
+	e := etcdtest.Start(t)
+	ctx := context.Background()
+	const key = "/discovery/maintenance/last-defrag"
+	fragment(t, e)
+	var rec recorder
+	m := New(e.Client, Config{Defrag: time.Hour, ScheduleKey: key, Logger: slog.New(slog.NewTextHandler(&rec, nil))})
+	m.Check(ctx) // loads (records) the schedule
+	other := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	_, err := e.Client.Put(ctx, key, other.Format(time.RFC3339Nano))
+	require.NoError(t, err)
+	m.lastDefr = time.Now().Add(-2 * time.Hour) // due by its own clock
+	m.Check(ctx)
+	assert.NotContains(t, rec.log(), "etcd defragmented")
+	assert.True(t, other.Equal(m.lastDefr), "adopted the other instance's time: %v", m.lastDefr)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,13 +12,6 @@ import (
 	"github.com/discovery-platform/discovery/bench/internal/rig"
 	"github.com/discovery-platform/discovery/internal/testapp/build"
 )
-
-type logWriter struct{ t *testing.T }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // TestGatewaysReturnToBaselineAfterSessionsClose is the baseline check in
 // small (make bench runs it at 10000 sessions): 4000 sessions over two
@@ -37,7 +29,7 @@ func TestGatewaysReturnToBaselineAfterSessionsClose(t *testing.T) {
 	defer cancel()
 	res, err := Run(ctx, Config{Sessions: 4000, Gateways: 2, Replicas: 2, Settle: 150 * time.Second,
 		HeapMargin: 0.10, HeapSlack: 1 << 20, GoroutineSlack: 10, FDSlack: 10,
-		Dir: t.TempDir(), Platform: platform, Testapp: build.Binary(t), Out: logWriter{t}})
+		Dir: t.TempDir(), Platform: platform, Testapp: build.Binary(t), Out: rig.TestLog(t)})
 	require.NoError(t, err)
 	assert.Empty(t, res.Failures)
 	require.Len(t, res.Processes, 2)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,14 +12,6 @@ import (
 	"github.com/discovery-platform/discovery/bench/internal/rig"
 	"github.com/discovery-platform/discovery/internal/testapp/build"
 )
-
-// logWriter sends each line the run prints to the test log as it comes.
-type logWriter struct{ t *testing.T }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // TestChaosShort is the chaos program in small: a minute of faults of every
 // kind under 40 players and rollouts every few seconds, then the same goals
@@ -38,7 +29,7 @@ func TestChaosShort(t *testing.T) {
 		Iterations: 6, Duration: time.Minute, Clients: 40, Gateways: 1,
 		Gap: 3 * time.Second, RolloutEvery: 5 * time.Second, SessionLife: 10 * time.Second,
 		Interval: 250 * time.Millisecond, Grace: 3 * time.Second, Converge: time.Minute,
-		Dir: t.TempDir(), Platform: platform, Testapp: build.Binary(t), Out: logWriter{t},
+		Dir: t.TempDir(), Platform: platform, Testapp: build.Binary(t), Out: rig.TestLog(t),
 	})
 	require.NoError(t, err)
 	assert.Empty(t, sum.Failures(), "the goals of the chaos run")
@@ -64,7 +55,7 @@ func TestChaosNoticesSabotage(t *testing.T) {
 	sum, err := Run(ctx, Config{
 		Iterations: 1, Duration: time.Minute, Clients: 10, Gateways: 1, Faults: []string{faultSabotage},
 		Gap: 2 * time.Second, RolloutEvery: time.Hour, SessionLife: time.Minute, Grace: 2 * time.Second, Converge: 5 * time.Second,
-		Dir: t.TempDir(), Platform: platform, Testapp: build.Binary(t), Out: logWriter{t},
+		Dir: t.TempDir(), Platform: platform, Testapp: build.Binary(t), Out: rig.TestLog(t),
 	})
 	require.NoError(t, err)
 	assert.Positive(t, sum.Unexpected, "the sessions on the replica killed unrecorded count as dropped")

@@ -39,6 +39,17 @@ func (s *syncBuffer) String() string {
 
 // served does a real handshake against a TLS listener serving r and returns
 // the common name the client saw.
+// pollUntil calls cond on the test's goroutine (it may use require) every
+// 10 ms until it holds, failing after 10 s.
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		require.True(t, time.Now().Before(deadline), "timed out waiting for: %s", what)
+		time.Sleep(10 * time.Millisecond) // poll interval
+	}
+}
+
 func served(t *testing.T, ln net.Listener, ca *testca.CA) string {
 	t.Helper()
 	c, err := tls.Dial("tcp", ln.Addr().String(), ca.ClientConfig())
@@ -76,34 +87,26 @@ func TestReplacedFilesAreServedWithoutARestart(t *testing.T) {
 	assert.Equal(t, "first", served(t, ln, ca))
 
 	ca.Write(t, certFile, keyFile, "second", 12)
-	deadline := time.Now().Add(10 * time.Second)
-	for served(t, ln, ca) != "second" {
-		require.True(t, time.Now().Before(deadline), "the replaced certificate was never served")
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+	pollUntil(t, "the replaced certificate is served", func() bool { return served(t, ln, ca) == "second" })
 	assert.Equal(t, int64(12), r.Certificate().Leaf.SerialNumber.Int64())
 	assert.Contains(t, logs.String(), "TLS certificate reloaded")
 
 	// A broken renewal keeps the working certificate and says so.
 	require.NoError(t, os.WriteFile(certFile, []byte("-----BEGIN CERTIFICATE-----\nnot a certificate\n"), 0o600))
-	deadline = time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "does not load") {
-		require.True(t, time.Now().Before(deadline), "no warning about the bad certificate")
+	pollUntil(t, "a warning about the bad certificate", func() bool {
 		assert.Equal(t, "second", served(t, ln, ca), "the previous certificate stays in service")
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+		return strings.Contains(logs.String(), "does not load")
+	})
 	assert.Equal(t, "second", served(t, ln, ca))
 	assert.Equal(t, 1, strings.Count(logs.String(), "does not load"), "one warning per change, not per handshake")
 
 	// A certificate that does not match the key is refused the same way.
 	other, _ := ca.Issue(t, "mismatched", 13)
 	require.NoError(t, os.WriteFile(certFile, other, 0o600))
-	deadline = time.Now().Add(10 * time.Second)
-	for strings.Count(logs.String(), "does not load") < 2 {
-		require.True(t, time.Now().Before(deadline), "no warning about the mismatched pair")
+	pollUntil(t, "a warning about the mismatched pair", func() bool {
 		served(t, ln, ca)
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+		return strings.Count(logs.String(), "does not load") >= 2
+	})
 	assert.Equal(t, "second", served(t, ln, ca))
 	assert.Contains(t, logs.String(), "private key does not match")
 }

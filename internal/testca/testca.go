@@ -1,6 +1,7 @@
-// Package testca is a certificate authority made up inside a test: a
-// self-signed root and leaf certificates for 127.0.0.1, so TLS is tested with
-// real handshakes and verification, without files from outside the test.
+// Package testca is a certificate authority made up inside a test (or a
+// bench program): a self-signed root and leaf certificates for 127.0.0.1, so
+// TLS is tested with real handshakes and verification, without files from
+// outside the run. Everything it makes is valid for an hour.
 package testca
 
 import (
@@ -28,9 +29,18 @@ type CA struct {
 // New makes a root valid for an hour.
 func New(t testing.TB) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := Make()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return ca
+}
+
+// Make is New for code outside a test.
+func Make() (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -43,15 +53,15 @@ func New(t testing.TB) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &CA{cert: cert, key: key, pool: pool}
+	return &CA{cert: cert, key: key, pool: pool}, nil
 }
 
 // Pool trusts this CA only.
@@ -66,9 +76,18 @@ func (ca *CA) ClientConfig() *tls.Config {
 // common name and serial, and returns it and its key as PEM.
 func (ca *CA) Issue(t testing.TB, cn string, serial int64) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := ca.IssuePEM(cn, serial)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return certPEM, keyPEM
+}
+
+// IssuePEM is Issue for code outside a test.
+func (ca *CA) IssuePEM(cn string, serial int64) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
@@ -82,14 +101,14 @@ func (ca *CA) Issue(t testing.TB, cn string, serial int64) (certPEM, keyPEM []by
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	kb, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
 }
 
 // Write issues a certificate and writes it to certFile and keyFile the way a
@@ -97,17 +116,28 @@ func (ca *CA) Issue(t testing.TB, cn string, serial int64) (certPEM, keyPEM []by
 // sees half a file.
 func (ca *CA) Write(t testing.TB, certFile, keyFile, cn string, serial int64) {
 	t.Helper()
-	c, k := ca.Issue(t, cn, serial)
+	if err := ca.WriteFiles(certFile, keyFile, cn, serial); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WriteFiles is Write for code outside a test.
+func (ca *CA) WriteFiles(certFile, keyFile, cn string, serial int64) error {
+	c, k, err := ca.IssuePEM(cn, serial)
+	if err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		path string
 		b    []byte
 	}{{keyFile, k}, {certFile, c}} {
 		tmp := f.path + ".tmp"
 		if err := os.WriteFile(tmp, f.b, 0o600); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if err := os.Rename(tmp, f.path); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }

@@ -12,6 +12,7 @@ all: build
 
 build:
 	$(GO) build -o bin/platform ./cmd/platform
+	$(GO) build -o bin/discovery-supervisor ./cmd/discovery-supervisor
 	$(GO) build -o bin/dsh ./cmd/dsh
 	$(GO) build -o bin/hello ./examples/hello
 	$(GO) build -o bin/arena ./examples/arena

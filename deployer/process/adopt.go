@@ -6,13 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer"
+	"github.com/discovery-platform/discovery/deployer/process/supervisor"
 )
 
 // adoptAll loads every replica directory of the state dir: a replica whose
@@ -45,6 +45,21 @@ func (r *Runtime) adoptAll() error {
 	return nil
 }
 
+// claimSupervisor returns the pid a supervisor recorded in dir, for a replica
+// whose platform died before recording it. The supervisor writes its pid
+// before it reads its spec, so when there is no pid yet, removing the spec
+// settles the race with a supervisor still starting: either its pid shows up
+// on the second look (and it is adopted), or it will find no spec and start
+// nothing.
+func claimSupervisor(dir string) (pid int, ticks uint64, ok bool) {
+	if pid, ticks, err := supervisor.ReadPID(dir); err == nil {
+		return pid, ticks, true
+	}
+	_ = os.Remove(filepath.Join(dir, supervisor.SpecFile))
+	pid, ticks, err := supervisor.ReadPID(dir)
+	return pid, ticks, err == nil
+}
+
 // adopt rebuilds one replica from its directory.
 func (r *Runtime) adopt(id deployer.ReplicaID, dir string) *replica {
 	const lostMsg = "lost: the platform stopped before the replica started"
@@ -68,33 +83,25 @@ func (r *Runtime) adopt(id deployer.ReplicaID, dir string) *replica {
 	case exit != "":
 	case lost:
 		exit = lostMsg
-	case m.PID == 0:
-		// The platform died between writing meta.json and recording the pid:
-		// the process, if it started, is a session leader whose environment
-		// names the replica. The port (chosen before the start) tells it from
-		// a namesake run by another platform with another state dir.
-		pid, ticks, ok := findSessionLeader([]string{
-			"DISCOVERY_TENANT=" + id.Tenant, "DISCOVERY_APP=" + id.App,
-			"DISCOVERY_REVISION=" + id.Revision, "DISCOVERY_REPLICA=" + id.Replica,
-			"PORT=" + strconv.Itoa(m.Port),
-		})
-		if !ok {
-			exit = lostMsg
-			break
-		}
-		rep.meta.PID, rep.meta.StartTicks = pid, ticks
-		if rep.meta.StartedAt.IsZero() {
-			rep.meta.StartedAt = time.Now().UTC()
-		}
-		if err := writeMeta(dir, rep.meta); err != nil {
-			r.log.Warn("replica state not saved", logAttrs(id, "err", err)...)
-		}
 	default:
-		if gone, how := processGone(m.PID, m.StartTicks); gone {
-			exit = how
-			if exit == "" {
-				exit = "exited while the platform was down"
+		if m.PID == 0 {
+			// The platform died between writing meta.json and recording the
+			// pid: the supervisor, if it started, recorded its own.
+			pid, ticks, ok := claimSupervisor(dir)
+			if !ok {
+				exit = lostMsg
+				break
 			}
+			rep.meta.PID, rep.meta.StartTicks = pid, ticks
+			if rep.meta.StartedAt.IsZero() {
+				rep.meta.StartedAt = time.Now().UTC()
+			}
+			if err := writeMeta(dir, rep.meta); err != nil {
+				r.log.Warn("replica state not saved", logAttrs(id, "err", err)...)
+			}
+		}
+		if gone, status := processGone(rep.meta.PID, rep.meta.StartTicks); gone {
+			exit = exitReason(dir, status, "exited while the platform was down")
 		}
 	}
 	if exit != "" {

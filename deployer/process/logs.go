@@ -1,7 +1,6 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,58 +10,78 @@ import (
 	"path/filepath"
 
 	"github.com/discovery-platform/discovery/deployer"
+	"github.com/discovery-platform/discovery/deployer/process/supervisor"
 )
 
-// boundLog keeps a replica's log file bounded: once it passes 2*limit bytes it
-// is cut back to its last limit bytes (from the first whole line on). The
-// replica keeps its own descriptor, opened O_APPEND, so its next write lands
-// at the new end of the file.
+// tailLog returns up to the last n bytes of a replica's output: the end of
+// log.1 followed by log, as the supervisor rotates them. Missing files (a
+// replica that never wrote) are empty.
 //
-// This races with the replica's writes, and that is accepted: output written
-// between reading the tail and writing it back is overwritten (a few lines
-// lost), in exchange for never stopping or piping the replica.
-func boundLog(path string, limit int64) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+// The supervisor may rotate while the two are opened; the pair is only used
+// if log.1 is still the same file once both are open (so log is the file that
+// follows it), else opened again. Under a flood that rotates faster than
+// that, only log is read.
+func tailLog(dir string, n int64) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		old, err := openIfExists(filepath.Join(dir, supervisor.OldLogFile))
+		if err != nil {
+			return nil, err
+		}
+		cur, err := openIfExists(filepath.Join(dir, supervisor.LogFile))
+		if err != nil {
+			closeFile(old)
+			return nil, err
+		}
+		if attempt == 4 {
+			closeFile(old)
+			old = nil
+		}
+		if attempt < 4 && !stillAt(filepath.Join(dir, supervisor.OldLogFile), old) {
+			closeFile(old)
+			closeFile(cur)
+			continue
+		}
+		b, err := tailFile(cur, n)
+		if rest := n - int64(len(b)); err == nil && rest > 0 {
+			var ob []byte
+			ob, err = tailFile(old, rest)
+			b = append(ob, b...)
+		}
+		closeFile(old)
+		closeFile(cur)
+		return b, err
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := st.Size()
-	if size <= 2*limit {
-		return nil
-	}
-	keep := make([]byte, limit)
-	if _, err := f.ReadAt(keep, size-limit); err != nil && err != io.EOF {
-		return err
-	}
-	if i := bytes.IndexByte(keep, '\n'); i >= 0 && i < len(keep)-1 {
-		keep = keep[i+1:]
-	}
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
-	_, err = f.WriteAt(keep, 0)
-	return err
 }
 
-// tailFile returns up to the last n bytes of the file at path; a missing file
-// (a replica that never wrote) is empty.
-func tailFile(path string, n int64) ([]byte, error) {
+// stillAt reports whether path still names f (or, for a nil f, nothing).
+func stillAt(path string, f *os.File) bool {
+	st, err := os.Stat(path)
+	if f == nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	fst, ferr := f.Stat()
+	return err == nil && ferr == nil && os.SameFile(st, fst)
+}
+
+func closeFile(f *os.File) {
+	if f != nil {
+		_ = f.Close()
+	}
+}
+
+func openIfExists(path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
+	return f, err
+}
+
+// tailFile returns up to the last n bytes of f; a nil f is empty.
+func tailFile(f *os.File, n int64) ([]byte, error) {
+	if f == nil {
+		return nil, nil
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -92,5 +111,5 @@ func (l LogReader) Logs(_ context.Context, id deployer.ReplicaID, tail int) ([]b
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("replica %s: %w", id.Replica, ErrNotFound)
 	}
-	return tailFile(filepath.Join(dir, logFile), int64(tail))
+	return tailLog(dir, int64(tail))
 }

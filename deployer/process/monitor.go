@@ -1,17 +1,17 @@
 package process
 
 import (
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/discovery-platform/discovery/apps"
+	"github.com/discovery-platform/discovery/deployer/process/supervisor"
 )
 
 // monitor is the one goroutine per live replica: it notices the exit, sends
-// the SIGKILL a Stop scheduled, health-checks the replica every ProbeInterval
-// and trims its log. It returns when the process is gone or the runtime
-// closes.
+// the SIGKILL a Stop scheduled and health-checks the replica every
+// ProbeInterval. (Its log needs no care: the supervisor bounds it.) It
+// returns when the process is gone or the runtime closes.
 func (r *Runtime) monitor(rep *replica) {
 	ticker := time.NewTicker(r.cfg.ProbeInterval)
 	defer ticker.Stop()
@@ -22,9 +22,6 @@ func (r *Runtime) monitor(rep *replica) {
 		}
 		if probeDue {
 			r.probe(rep)
-			if err := boundLog(filepath.Join(rep.dir, logFile), r.cfg.LogLimit); err != nil {
-				r.log.Warn("replica log not trimmed", logAttrs(rep.meta.id(), "err", err)...)
-			}
 			probeDue = false
 		}
 
@@ -54,27 +51,35 @@ func (r *Runtime) monitor(rep *replica) {
 	}
 }
 
-// observeExit checks whether the replica's process is gone and, if so, records
-// it as exited. It reports whether it did.
+// observeExit checks whether the replica's supervisor is gone and, if so,
+// records the replica as exited. It reports whether it did.
 func (r *Runtime) observeExit(rep *replica) bool {
 	r.mu.Lock()
 	pid, ticks := rep.meta.PID, rep.meta.StartTicks
 	r.mu.Unlock()
-	gone, exit := processGone(pid, ticks)
+	gone, status := processGone(pid, ticks)
 	if !gone {
 		return false
 	}
-	if exit == "" {
-		exit = "exited (status unknown: adopted process)"
-	}
-	// The last words of a crash are worth keeping; the log stops growing now.
-	if err := boundLog(filepath.Join(rep.dir, logFile), r.cfg.LogLimit); err != nil {
-		r.log.Warn("replica log not trimmed", logAttrs(rep.meta.id(), "err", err)...)
-	}
+	exit := exitReason(rep.dir, status, "exited (status unknown: adopted process)")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.markExited(rep, exit)
 	return true
+}
+
+// exitReason is how a replica whose supervisor is gone ended: what the
+// supervisor recorded, else the supervisor's own wait status (ours to reap: a
+// supervisor killed with its group by a stop's SIGKILL records nothing), else
+// fallback.
+func exitReason(dir, status, fallback string) string {
+	if exit := supervisor.ReadExit(dir); exit != "" {
+		return exit
+	}
+	if status != "" {
+		return status
+	}
+	return fallback
 }
 
 // markExited records the exit in memory and on disk. r.mu must be held (or

@@ -4,23 +4,31 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
+
+	"github.com/discovery-platform/discovery/deployer/process/supervisor"
 )
 
-// This file is the runtime's view of processes: starting them in their own
-// session, recognising them in /proc (a pid alone can be reused; pid plus
-// start time cannot), signalling their process group, and reaping the ones
-// this OS process is the parent of.
+// This file is the runtime's view of processes: starting a replica's
+// supervisor in its own session, recognising processes in /proc (a pid alone
+// can be reused; pid plus start time cannot), signalling their process group,
+// and reaping the ones this OS process is the parent of.
 
-// children is the set of replica processes this OS process started and has
-// not reaped yet. It is process-wide, not per Runtime, because parenthood is:
-// a Runtime closed and reopened within one process (tests, an in-process
+// startTimeout bounds the wait for a supervisor to report that its replica
+// started: a fork and two execs.
+const startTimeout = 10 * time.Second
+
+// children is the set of supervisor processes this OS process started and
+// has not reaped yet. It is process-wide, not per Runtime, because parenthood
+// is: a Runtime closed and reopened within one process (tests, an in-process
 // restart) still has to reap what the first one started, and only the parent
 // may wait for a process. A process we did not start is never waited for, so
 // a reused pid can never make us steal another child's exit status.
@@ -29,30 +37,62 @@ var children = struct {
 	pids map[int]bool
 }{pids: map[int]bool{}}
 
-// startChild starts argv in a new session (setsid) with stdout and stderr on
-// out. Its own session keeps it out of the platform's process group, so a
-// Ctrl-C or a SIGKILL of the platform's group does not reach it, and makes it
-// the leader of a group that Stop can signal as a whole.
-func startChild(argv, env []string, out *os.File) (int, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	children.Lock()
-	defer children.Unlock()
-	if err := cmd.Start(); err != nil {
+// startSupervisor starts the supervisor binary on a replica's state dir in a
+// new session (setsid), with none of the platform's environment, and waits
+// until it reports the replica started. Its own session keeps it and the
+// replica (which stays in its process group) out of the platform's process
+// group, so a Ctrl-C or a SIGKILL of the platform's group does not reach
+// them, and makes it the leader of a group that Stop can signal as a whole.
+func startSupervisor(bin, dir string) (int, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
 		return 0, err
 	}
-	pid := cmd.Process.Pid
-	children.pids[pid] = true
-	// We wait with wait4 on the pid ourselves (see processGone), without a
-	// goroutine blocked in cmd.Wait that Close could not stop.
-	_ = cmd.Process.Release()
-	return pid, nil
+	defer pr.Close()
+	cmd := exec.Command(bin, dir)
+	// Nothing of the platform's environment. One P is all a supervisor
+	// needs and saves ~0.1 MB per replica; the replica gets only its spec's
+	// environment.
+	cmd.Env = []string{"GOMAXPROCS=1"}
+	cmd.ExtraFiles = []*os.File{pw} // supervisor.StatusFD
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var pid int
+	children.Lock()
+	err = cmd.Start()
+	if err == nil {
+		pid = cmd.Process.Pid
+		children.pids[pid] = true
+		// We wait with wait4 on the pid ourselves (see processGone), without
+		// a goroutine blocked in cmd.Wait that Close could not stop.
+		_ = cmd.Process.Release()
+	}
+	children.Unlock()
+	_ = pw.Close()
+	if err != nil {
+		return 0, fmt.Errorf("supervisor: %w", err)
+	}
+
+	_ = pr.SetReadDeadline(time.Now().Add(startTimeout))
+	b, err := io.ReadAll(io.LimitReader(pr, 4<<10))
+	msg := strings.TrimSpace(string(b))
+	if err == nil && msg == "ok" {
+		return pid, nil
+	}
+	killAndReap(pid)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("supervisor: %w", err)
+	case msg == "":
+		return 0, errors.New("supervisor exited before starting the replica")
+	}
+	return 0, errors.New(strings.TrimPrefix(msg, "error: "))
 }
 
 // killAndReap ends a child this process just started and could not record.
 func killAndReap(pid int) {
+	if pid <= 0 {
+		return // never kill(-pid) a group that is not one of ours
+	}
 	children.Lock()
 	defer children.Unlock()
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
@@ -96,7 +136,7 @@ func processGone(pid int, ticks uint64) (gone bool, exit string) {
 			if wpid != pid {
 				return true, ""
 			}
-			return true, describeWait(ws)
+			return true, supervisor.DescribeWait(ws)
 		}
 	}
 	st, err := readStat(pid)
@@ -154,26 +194,11 @@ func waitExited(pid int) (bool, error) {
 	}
 }
 
-// describeWait words an exit the way os/exec does.
-func describeWait(ws syscall.WaitStatus) string {
-	switch {
-	case ws.Exited():
-		return "exit status " + strconv.Itoa(ws.ExitStatus())
-	case ws.Signaled():
-		s := "signal: " + ws.Signal().String()
-		if ws.CoreDump() {
-			s += " (core dumped)"
-		}
-		return s
-	}
-	return fmt.Sprintf("wait status %#x", uint32(ws))
-}
-
 // procStat is what the runtime reads from /proc/<pid>/stat.
 type procStat struct {
-	state      byte
-	session    int
-	startTicks uint64
+	state           byte
+	ppid, pgrp, sid int
+	startTicks      uint64
 }
 
 func readStat(pid int) (procStat, error) {
@@ -196,51 +221,12 @@ func parseStat(b []byte) (procStat, error) {
 	if len(f) < 20 || len(f[0]) != 1 {
 		return procStat{}, errors.New("malformed /proc stat")
 	}
-	sid, err1 := strconv.Atoi(f[6-3])
-	ticks, err2 := strconv.ParseUint(f[22-3], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
+	ppid, err1 := strconv.Atoi(f[4-3])
+	pgrp, err2 := strconv.Atoi(f[5-3])
+	sid, err3 := strconv.Atoi(f[6-3])
+	ticks, err4 := strconv.ParseUint(f[22-3], 10, 64)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return procStat{}, fmt.Errorf("malformed /proc stat: %w", err)
 	}
-	return procStat{state: f[0][0], session: sid, startTicks: ticks}, nil
-}
-
-// findSessionLeader looks for the live session leader whose environment holds
-// every entry of want: a replica started by a platform that died before it
-// could record the pid (the replica's environment names it).
-func findSessionLeader(want []string) (pid int, ticks uint64, ok bool) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, 0, false
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readStat(pid)
-		if err != nil || st.session != pid || st.state == 'Z' {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil {
-			continue // another user's process, or gone
-		}
-		if hasEnv(env, want) {
-			return pid, st.startTicks, true
-		}
-	}
-	return 0, 0, false
-}
-
-func hasEnv(environ []byte, want []string) bool {
-	have := map[string]bool{}
-	for _, kv := range bytes.Split(environ, []byte{0}) {
-		have[string(kv)] = true
-	}
-	for _, w := range want {
-		if !have[w] {
-			return false
-		}
-	}
-	return true
+	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp, sid: sid, startTicks: ticks}, nil
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +23,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if job := os.Getenv(helperEnv); job != "" {
+		// This process is a platform started by a test (see startInHelper).
+		os.Exit(runHelper(job))
+	}
 	code := m.Run()
 	build.Cleanup()
 	os.Exit(code)
@@ -35,6 +38,7 @@ const waitLimit = 10 * time.Second
 func testConfig(t *testing.T) Config {
 	return Config{
 		StateDir:      t.TempDir(),
+		Supervisor:    build.Supervisor(t),
 		ProbeInterval: 50 * time.Millisecond,
 		ProbeTimeout:  500 * time.Millisecond,
 		Logger:        slog.New(slog.NewTextHandler(t.Output(), nil)),
@@ -118,10 +122,29 @@ func waitLog(t *testing.T, rt *Runtime, id deployer.ReplicaID, want string) {
 	}, waitLimit, 10*time.Millisecond)
 }
 
+// pidOf is the pid of the replica's supervisor.
 func pidOf(rt *Runtime, id deployer.ReplicaID) int {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return rt.reps[id].meta.PID
+}
+
+// childOf is the replica process a supervisor runs.
+func childOf(t *testing.T, supervisor int) int {
+	t.Helper()
+	var pid int
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			p, _ := strconv.Atoi(filepath.Base(d))
+			if st, err := readStat(p); err == nil && st.ppid == supervisor && st.state != 'Z' {
+				pid = p
+				return
+			}
+		}
+		assert.Fail(c, "no child", "supervisor %d", supervisor)
+	}, waitLimit, 10*time.Millisecond)
+	return pid
 }
 
 func alive(pid int) bool {
@@ -166,11 +189,14 @@ func TestStartBecomesReady(t *testing.T) {
 			assert.Equal(t, "9d00cc18", got.Revision)
 			assert.Equal(t, "r1", got.Replica)
 			assert.Equal(t, "0.2", got.Version)
-			pid := pidOf(rt, spec.ReplicaID)
-			assert.Equal(t, pid, got.PID)
-			st, err := readStat(pid)
+			sup := pidOf(rt, spec.ReplicaID)
+			assert.Equal(t, childOf(t, sup), got.PID, "the replica is its supervisor's child")
+			st, err := readStat(sup)
 			require.NoError(t, err)
-			assert.Equal(t, pid, st.session, "a replica leads its own session, out of the platform's reach")
+			assert.Equal(t, sup, st.sid, "the supervisor leads its own session, out of the platform's reach")
+			st, err = readStat(got.PID)
+			require.NoError(t, err)
+			assert.Equal(t, [2]int{sup, sup}, [2]int{st.pgrp, st.sid}, "the replica is in its supervisor's process group")
 			waitLog(t, rt, spec.ReplicaID, "listening on "+o.Address)
 		})
 	}
@@ -206,7 +232,7 @@ func TestReadyReplicaTurnsUnhealthyAndRecovers(t *testing.T) {
 
 	// A stopped process still accepts TCP connections (the kernel does) but
 	// never answers HTTP: exactly a hung server.
-	pid := pidOf(rt, spec.ReplicaID)
+	pid := childOf(t, pidOf(rt, spec.ReplicaID))
 	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
 	waitState(t, rt, spec.ReplicaID, apps.ReplicaUnhealthy)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
@@ -283,130 +309,6 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	waitLog(t, rt, spec.ReplicaID, "got SIGTERM")
 }
 
-func TestRestartedPlatformAdoptsRunningReplica(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig(t)
-	a := open(t, cfg)
-	spec := testapp(t, "arena", "r1", nil)
-	spec.HealthPath = "/healthz"
-	require.NoError(t, a.Start(t.Context(), spec))
-	before := waitState(t, a, spec.ReplicaID, apps.ReplicaReady)
-	pid := pidOf(a, spec.ReplicaID)
-
-	require.NoError(t, a.Close())
-	require.ErrorIs(t, a.Start(t.Context(), spec), ErrClosed)
-	assert.True(t, alive(pid), "closing the runtime must not stop replicas")
-
-	b := open(t, cfg)
-	after := get(b, spec.ReplicaID)
-	assert.Equal(t, apps.ReplicaReady, after.State, "adopted replicas are probed before New returns")
-	assert.Equal(t, before.Address, after.Address)
-	assert.Equal(t, before.StartedAt.Unix(), after.StartedAt.Unix())
-	assert.Equal(t, pid, pidOf(b, spec.ReplicaID))
-	assert.Equal(t, "ok", httpGet(t, "http://"+after.Address+"/healthz"))
-
-	// Start of an adopted replica is a no-op.
-	require.NoError(t, b.Start(t.Context(), spec))
-	assert.Equal(t, pid, pidOf(b, spec.ReplicaID))
-
-	require.NoError(t, b.Stop(t.Context(), spec.ReplicaID, 5*time.Second))
-	o := waitState(t, b, spec.ReplicaID, apps.ReplicaExited)
-	assert.Equal(t, "exit status 0", o.Exit)
-	waitLog(t, b, spec.ReplicaID, "got SIGTERM")
-}
-
-func TestReplicaKilledWhilePlatformDownIsExited(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig(t)
-	a := open(t, cfg)
-	spec := testapp(t, "arena", "r1", nil)
-	require.NoError(t, a.Start(t.Context(), spec))
-	waitState(t, a, spec.ReplicaID, apps.ReplicaReady)
-	pid := pidOf(a, spec.ReplicaID)
-	require.NoError(t, a.Close())
-
-	require.NoError(t, syscall.Kill(-pid, syscall.SIGKILL))
-	b := open(t, cfg)
-	o := waitState(t, b, spec.ReplicaID, apps.ReplicaExited)
-	assert.NotEmpty(t, o.Exit)
-}
-
-func TestRestartedPlatformFinishesStop(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig(t)
-	a := open(t, cfg)
-	spec := testapp(t, "stubborn", "r1", map[string]string{"IGNORE_SIGTERM": "1"})
-	require.NoError(t, a.Start(t.Context(), spec))
-	waitState(t, a, spec.ReplicaID, apps.ReplicaReady)
-	require.NoError(t, a.Stop(t.Context(), spec.ReplicaID, 400*time.Millisecond))
-	require.NoError(t, a.Close()) // before the grace ends
-
-	b := open(t, cfg)
-	assert.Equal(t, apps.ReplicaStopping, get(b, spec.ReplicaID).State)
-	o := waitState(t, b, spec.ReplicaID, apps.ReplicaExited)
-	assert.Equal(t, "signal: killed", o.Exit)
-}
-
-func TestAdoptsReplicaStartedBeforePIDWasRecorded(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig(t)
-	spec := testapp(t, "orphan", "r1", nil)
-	id := spec.ReplicaID
-
-	// What a platform that died right after starting the process leaves:
-	// meta.json without a pid, and a session leader whose env names it.
-	port, err := freePort("127.0.0.1")
-	require.NoError(t, err)
-	dir := filepath.Join(cfg.StateDir, dirName(id))
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	require.NoError(t, writeMeta(dir, meta{Tenant: id.Tenant, App: id.App, Revision: id.Revision, Replica: id.Replica,
-		Command: spec.Command, Port: port, Address: addr}))
-	cmd := exec.Command(spec.Command[0])
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "DISCOVERY_TENANT=acme",
-		"DISCOVERY_APP=orphan", "DISCOVERY_REVISION=9d00cc18", "DISCOVERY_REPLICA=r1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-done })
-
-	rt := open(t, cfg)
-	assert.Equal(t, cmd.Process.Pid, pidOf(rt, id))
-	o := waitState(t, rt, id, apps.ReplicaReady)
-	assert.Equal(t, addr, o.Address)
-	saved, err := readMeta(dir)
-	require.NoError(t, err)
-	assert.Equal(t, cmd.Process.Pid, saved.PID)
-
-	require.NoError(t, rt.Stop(t.Context(), id, 5*time.Second))
-	o = waitState(t, rt, id, apps.ReplicaExited)
-	assert.NotEmpty(t, o.Exit)
-}
-
-func TestReplicaLostBeforeStartIsExited(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig(t)
-	noPID := deployer.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "nopid"}
-	noMeta := deployer.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "nometa"}
-	for _, id := range []deployer.ReplicaID{noPID, noMeta} {
-		require.NoError(t, os.MkdirAll(filepath.Join(cfg.StateDir, dirName(id)), 0o755))
-	}
-	require.NoError(t, writeMeta(filepath.Join(cfg.StateDir, dirName(noPID)),
-		meta{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "nopid", Command: []string{"true"}}))
-	require.NoError(t, os.WriteFile(filepath.Join(cfg.StateDir, "stray-file"), nil, 0o644))
-
-	rt := open(t, cfg)
-	list, err := rt.List(t.Context(), "acme", "arena")
-	require.NoError(t, err)
-	require.Len(t, list, 2)
-	for _, o := range list {
-		assert.Equal(t, apps.ReplicaExited, o.State)
-		assert.Contains(t, o.Exit, "before the replica started")
-		require.NoError(t, rt.Remove(t.Context(), o.ReplicaID))
-	}
-}
-
 func TestStartIsIdempotent(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
@@ -442,9 +344,20 @@ func TestStartRejectsBadSpecs(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `process runtime needs a command; image "example/arena:0.2" has no command`)
 
-	spec.Command = []string{"/nonexistent/server"}
-	require.Error(t, rt.Start(t.Context(), spec))
-	assert.Empty(t, must(rt.List(t.Context(), "acme", "arena")), "a failed start leaves nothing behind")
+	// Not found, not executable, and a start the supervisor itself fails
+	// (the kernel refuses the file): each fails Start and leaves nothing.
+	notExec := filepath.Join(t.TempDir(), "server")
+	require.NoError(t, os.WriteFile(notExec, []byte("not a program"), 0o644))
+	badFormat := filepath.Join(t.TempDir(), "server")
+	require.NoError(t, os.WriteFile(badFormat, []byte("not a program"), 0o755))
+	for _, cmd := range []string{"/nonexistent/server", "no-such-program", notExec, badFormat} {
+		spec.Command = []string{cmd}
+		require.Error(t, rt.Start(t.Context(), spec), cmd)
+		assert.Empty(t, must(rt.List(t.Context(), "acme", "arena")), "a failed start leaves nothing behind")
+		assert.Empty(t, must(os.ReadDir(rt.cfg.StateDir)), "a failed start leaves nothing behind")
+	}
+	spec.Command = []string{badFormat}
+	assert.ErrorContains(t, rt.Start(t.Context(), spec), "exec format error")
 
 	spec.Command = []string{"true"}
 	spec.Replica = "../../etc"
@@ -452,38 +365,6 @@ func TestStartRejectsBadSpecs(t *testing.T) {
 
 	_, err = rt.Logs(t.Context(), spec.ReplicaID, 0)
 	require.ErrorIs(t, err, ErrNotFound)
-}
-
-func TestLogsAreBounded(t *testing.T) {
-	t.Parallel()
-	const limit = 64 << 10
-	cfg := testConfig(t)
-	cfg.LogLimit = limit
-	rt := open(t, cfg)
-	// A flood far past the limit, then (after a trim had time to happen) a
-	// last line, then silence.
-	spec := shell("chatty", "yes line | head -c 3000000; sleep 0.5; echo done; sleep 30")
-	require.NoError(t, rt.Start(t.Context(), spec))
-	waitState(t, rt, spec.ReplicaID, apps.ReplicaStarting) // no port opened: never ready
-
-	path := filepath.Join(cfg.StateDir, dirName(spec.ReplicaID), logFile)
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		st, err := os.Stat(path)
-		if !assert.NoError(c, err) {
-			return
-		}
-		assert.LessOrEqual(c, st.Size(), int64(2*limit))
-		b, err := rt.Logs(context.Background(), spec.ReplicaID, 0)
-		assert.NoError(c, err)
-		assert.True(c, strings.HasSuffix(string(b), "line\ndone\n"), "log ends %q", tailString(b))
-	}, waitLimit, 10*time.Millisecond)
-
-	b, err := rt.Logs(t.Context(), spec.ReplicaID, 0)
-	require.NoError(t, err)
-	assert.LessOrEqual(t, len(b), limit)
-	whole, err := os.ReadFile(path)
-	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(string(whole), "line\n"), "the trimmed log starts on a whole line")
 }
 
 func TestLogsTail(t *testing.T) {
@@ -509,7 +390,7 @@ func TestParseStat(t *testing.T) {
 	line := "4242 (my (odd) app) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
 	st, err := parseStat([]byte(line))
 	require.NoError(t, err)
-	assert.Equal(t, procStat{state: 'S', session: 4242, startTicks: 987654}, st)
+	assert.Equal(t, procStat{state: 'S', ppid: 1, pgrp: 4242, sid: 4242, startTicks: 987654}, st)
 	_, err = parseStat([]byte("garbage"))
 	assert.Error(t, err)
 }

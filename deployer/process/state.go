@@ -14,11 +14,14 @@ import (
 
 // On disk, each replica has a directory <StateDir>/<tenant>.<app>.<revision>.<replica>
 // (the parts are DNS labels, so '.' separates them unambiguously) holding
-// metaFile and logFile. The directory, not the platform's memory, is the
-// record of a replica: it survives the platform and is what New adopts.
+// metaFile (the platform's record), workDir (the replica's working
+// directory, its HOME and TMPDIR) and the files the platform and the
+// supervisor share (package supervisor: spec.json, pid, log, log.1, exit).
+// The directory, not the platform's memory, is the record of a replica: it
+// survives the platform and is what New adopts.
 const (
 	metaFile = "meta.json"
-	logFile  = "log"
+	workDir  = "work"
 )
 
 // meta is a replica's identity and last known status, written atomically.
@@ -33,7 +36,8 @@ type meta struct {
 	Address    string   `json:"address"`
 	HealthPath string   `json:"health_path,omitempty"`
 
-	// PID is 0 until the process started. StartTicks is its start time in
+	// PID is the replica's supervisor, which leads the process group the
+	// replica runs in; 0 until it started. StartTicks is its start time in
 	// clock ticks since boot (/proc/<pid>/stat field 22): a pid with other
 	// ticks is a different process that reused the number.
 	PID        int       `json:"pid,omitempty"`
@@ -124,4 +128,41 @@ func readMeta(dir string) (meta, error) {
 		return m, fmt.Errorf("read state %s: %w", dir, err)
 	}
 	return m, nil
+}
+
+// mkdirMode creates dir (if needed) with exactly mode, whatever the umask.
+func mkdirMode(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
+}
+
+// openStateDir prepares the state dir for replicas that run as other users:
+// it is traversable by them (0711, not listable), and so must be every
+// directory above it, or a replica could not reach its work dir.
+func openStateDir(dir string) error {
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("process: state dir: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err == nil {
+		real, err = filepath.Abs(real)
+	}
+	if err != nil {
+		return fmt.Errorf("process: state dir: %w", err)
+	}
+	for d := filepath.Dir(real); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("process: state dir: %w", err)
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("process: %s (above the state dir %s) is not traversable by other users (mode %v): replicas running as their tenant's uid could not reach their work dirs; chmod o+x it or choose another state dir",
+				d, dir, st.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }

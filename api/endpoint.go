@@ -17,13 +17,6 @@ type EndpointGetter interface {
 	Get(ctx context.Context, client, tenant, app string) (endpoint.Endpoint, error)
 }
 
-// HoldStore keeps app-held leases (endpoint.Holds).
-type HoldStore interface {
-	Create(ctx context.Context, h endpoint.Hold) (endpoint.Hold, error)
-	KeepAlive(ctx context.Context, id string) (endpoint.Hold, error)
-	Release(ctx context.Context, id string) error
-}
-
 // getEndpoint is public: game clients call it with no token.
 func (s *Server) getEndpoint(c *fiber.Ctx) error {
 	return s.answerEndpoint(c, c.Params("tenant"), c.Params("app"))
@@ -70,6 +63,8 @@ type holdRequest struct {
 	Replica string        `json:"replica,omitempty"`
 }
 
+// createHold takes an app-held lease on a revision, for a member with
+// leases:write in its tenant or for the revision's own capability.
 func (s *Server) createHold(c *fiber.Ctx) error {
 	var req holdRequest
 	if err := decode(c, &req); err != nil {
@@ -77,51 +72,54 @@ func (s *Server) createHold(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	t, a, r := c.Params("tenant"), c.Params("app"), c.Params("rev")
-	snap, err := s.cfg.Apps.Load(ctx, t, a)
+	p := principal(c)
+	holder := p.Subject
+	if p.Revision != nil {
+		holder = "revision capability"
+	}
+	l, err := s.cfg.Apps.TakeLease(ctx, apps.LeaseRequest{Tenant: c.Params("tenant"), App: c.Params("app"), Revision: c.Params("rev"),
+		Replica: req.Replica, TTL: req.TTL, Holder: holder})
 	if err != nil {
 		return err
 	}
-	rev, ok := snap.Revision(r)
-	if !ok {
-		return fmt.Errorf("revision %s: %w", r, apps.ErrNotFound)
-	}
-	if !rev.State.Serving() {
-		return fmt.Errorf("%w: revision %s is %s; only an active or draining revision can be held", apps.ErrIllegalState, r, rev.State)
-	}
-	if req.Replica != "" {
-		found := false
-		for _, rep := range snap.Replicas {
-			found = found || (rep.Revision == r && rep.ID == req.Replica)
-		}
-		if !found {
-			return fmt.Errorf("replica %s of revision %s: %w", req.Replica, r, apps.ErrNotFound)
-		}
-	}
-	if req.TTL == 0 {
-		req.TTL = apps.Duration(30 * time.Second)
-	}
-	h, err := s.cfg.Holds.Create(ctx, endpoint.Hold{Tenant: t, App: a, Revision: r, Replica: req.Replica, TTL: req.TTL})
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(h)
+	return c.Status(fiber.StatusCreated).JSON(l)
 }
 
 func (s *Server) keepHold(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	h, err := s.cfg.Holds.KeepAlive(ctx, c.Params("id"))
+	l, err := s.cfg.Apps.Store.KeepLease(ctx, c.Params("id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(h)
+	return c.JSON(l)
 }
 
 func (s *Server) releaseHold(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	if err := s.cfg.Holds.Release(ctx, c.Params("id")); err != nil {
+	if err := s.cfg.Apps.Store.ReleaseLease(ctx, c.Params("id")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// listHolds shows an app's leases to its tenant's members.
+func (s *Server) listHolds(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	ls, err := s.cfg.Apps.Leases(ctx, c.Params("tenant"), c.Params("app"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"leases": ls})
+}
+
+// releaseTenantHold ends one of an app's leases by its number.
+func (s *Server) releaseTenantHold(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.cfg.Apps.ReleaseLease(ctx, c.Params("tenant"), c.Params("app"), c.Params("lease")); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -13,6 +13,7 @@ import (
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/authz"
 	"github.com/discovery-platform/discovery/endpoint"
+	"github.com/discovery-platform/discovery/images"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -42,6 +43,9 @@ var errorCodes = []struct {
 	{tenants.ErrQuotaExceeded, fiber.StatusForbidden, "quota_exceeded", ""},
 	{authz.ErrInvalid, fiber.StatusBadRequest, "invalid", ""},
 	{authz.ErrUnauthenticated, fiber.StatusUnauthorized, "unauthenticated", ""},
+	{authz.ErrForbidden, fiber.StatusForbidden, "forbidden", ""},
+	{images.ErrNotFound, fiber.StatusNotFound, "not_found", ""},
+	{images.ErrInvalid, fiber.StatusBadRequest, "invalid", ""},
 	{apps.ErrExists, fiber.StatusConflict, "already_exists", ""},
 	{apps.ErrInvalid, fiber.StatusBadRequest, "invalid", ""},
 	{apps.ErrConflict, fiber.StatusConflict, "conflict", ""},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"sync"
@@ -10,8 +11,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Limiter is a token bucket per client address for the public get-endpoint,
-// so one client cannot flood it (or reserve a whole app's capacity).
+// Limiter is a token bucket per key: per client address for the public
+// get-endpoint, so one client cannot flood it (or reserve a whole app's
+// capacity), and per tenant for management writes, so one tenant cannot fill
+// the store's history for everyone.
 type Limiter struct {
 	rate  rate.Limit
 	burst int
@@ -36,7 +39,11 @@ func NewLimiter(perSecond float64, burst int) *Limiter {
 }
 
 // Allow reports whether addr may call now, else how long it should wait.
-func (l *Limiter) Allow(addr string) (bool, time.Duration) {
+func (l *Limiter) Allow(addr string) (bool, time.Duration) { return l.AllowN(addr, 1) }
+
+// AllowN reports whether key may spend n tokens now, else how long it should
+// wait. A cost above the burst is charged as the whole burst.
+func (l *Limiter) AllowN(addr string, n int) (bool, time.Duration) {
 	now := time.Now()
 	l.mu.Lock()
 	c := l.clients[addr]
@@ -55,7 +62,7 @@ func (l *Limiter) Allow(addr string) (bool, time.Duration) {
 		l.sweep = now
 	}
 	l.mu.Unlock()
-	r := c.lim.ReserveN(now, 1)
+	r := c.lim.ReserveN(now, min(n, l.burst))
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		return false, d
@@ -63,15 +70,45 @@ func (l *Limiter) Allow(addr string) (bool, time.Duration) {
 	return true, 0
 }
 
-// limit is the middleware: 429 with Retry-After when over the limit.
+// limited wraps a get-endpoint handler: 429 with Retry-After when the client
+// address is over its limit.
+func (s *Server) limited(h fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if err := s.limit(c); err != nil {
+			return err
+		}
+		return h(c)
+	}
+}
+
 func (s *Server) limit(c *fiber.Ctx) error {
 	if s.cfg.Limiter == nil {
-		return c.Next()
+		return nil
 	}
 	ok, wait := s.cfg.Limiter.Allow(c.IP())
 	if !ok {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		return fiber.NewError(fiber.StatusTooManyRequests, "too many get-endpoint calls from "+c.IP()+"; retry after "+wait.Round(time.Millisecond).String())
 	}
-	return c.Next()
+	return nil
+}
+
+// writeCost is what one management write costs against its tenant's write
+// budget, in bytes: its body plus a fixed part for the records, events and
+// etcd history a write leaves behind.
+func writeCost(c *fiber.Ctx) int { return 1024 + len(c.Body()) }
+
+// tenantWrite bounds the bytes one tenant can make the platform write per
+// second (429 with Retry-After past it): what a tenant writes stays in etcd's
+// history until compaction, shared by every tenant.
+func (s *Server) tenantWrite(c *fiber.Ctx, tenant string) error {
+	if s.cfg.TenantWrites == nil || tenant == "" || !isWrite(c) {
+		return nil
+	}
+	ok, wait := s.cfg.TenantWrites.AllowN(tenant, writeCost(c))
+	if !ok {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return fiber.NewError(fiber.StatusTooManyRequests, fmt.Sprintf("tenant %s is writing faster than its write budget (%.0f bytes/s); retry after %s", tenant, float64(s.cfg.TenantWrites.rate), wait.Round(time.Millisecond)))
+	}
+	return nil
 }

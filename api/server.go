@@ -36,19 +36,20 @@ type Config struct {
 	Apps    *apps.Service
 	Tenants *tenants.Store
 	Logs    Logs
-	// Endpoints answers the public get-endpoint; Holds keeps app-held leases.
+	// Endpoints answers the public get-endpoint.
 	Endpoints EndpointGetter
-	Holds     HoldStore
-	// Tokens verifies bearer tokens and Auth decides; both nil means no
+	// Authz authenticates (its Tokens) and decides every call; nil means no
 	// authentication (unit tests of the domain only).
-	Tokens *authz.Tokens
-	Auth   Auth
-	// Authz manages roles and revocations (members, tokens routes).
 	Authz *authz.Authorizer
+	// Images is the catalog of images the process runtime can run.
+	Images ImageCatalog
 	// TenantOps deletes tenants (apps first).
 	TenantOps *apps.TenantService
 	// Limiter rate-limits the public get-endpoint per client address.
 	Limiter *Limiter
+	// TenantWrites bounds each tenant's management writes, in bytes per
+	// second (nil: unbounded).
+	TenantWrites *Limiter
 	// Health tells whether etcd answers; nil means always.
 	Health Health
 	// HeaderTimeout bounds how long a client may take to send a request
@@ -113,57 +114,121 @@ func New(cfg Config) *Server {
 // App returns the fiber app (to listen, or to test with app.Test).
 func (s *Server) App() *fiber.App { return s.app }
 
+// Route is one route of the API: its method and path, who may call it, and
+// its handler. Every route the API serves is in Routes, and each goes through
+// guard(Access) first, so access is decided in one place (authz.Authorizer.
+// Decide) and a new route cannot be added without saying who may call it.
+type Route struct {
+	Method, Path string
+	Access       Access
+	handler      fiber.Handler
+}
+
+// AccessKind is how a route is guarded.
+type AccessKind int
+
+const (
+	// Public routes need no token: health, get-endpoint (rate-limited), and
+	// app-held leases addressed by their secret id.
+	Public AccessKind = iota
+	// Authenticated routes need a valid token and nothing more; what they
+	// show depends on the caller (whoami, the tenants one may see, the image
+	// catalog).
+	Authenticated
+	// Checked routes need Decide(caller, {tenant, Object, Action}) to allow.
+	Checked
+)
+
+// Access says who may call a route.
+type Access struct {
+	Kind           AccessKind
+	Object, Action string
+	// BodyTenant: the tenant the call acts in is the body's "tenant" field
+	// (POST /tokens), not the route's {tenant}.
+	BodyTenant bool
+	// Capability: a replica's lease capability (X-Discovery-Lease-Token) for
+	// the route's own revision is accepted instead of a token.
+	Capability bool
+}
+
+func check(object, action string) Access {
+	return Access{Kind: Checked, Object: object, Action: action}
+}
+
+var (
+	public        = Access{Kind: Public}
+	authenticated = Access{Kind: Authenticated}
+)
+
+// Routes lists every route with its access rule, in registration order.
+func (s *Server) Routes() []Route {
+	const (
+		t   = "/api/v1/tenants/:tenant"
+		app = t + "/apps/:app"
+		rev = app + "/revisions/:rev"
+	)
+	r, w := authz.Read, authz.Write
+	return []Route{
+		{"GET", "/healthz", public, func(c *fiber.Ctx) error { return c.SendString("ok") }},
+		{"GET", "/readyz", public, s.readyz},
+		{"GET", "/version", public, func(c *fiber.Ctx) error {
+			return c.JSON(fiber.Map{"version": s.cfg.Version, "pid": os.Getpid()})
+		}},
+		// The series name every tenant, app and revision: admins only here;
+		// --metrics-addr serves scrapers inside the cluster.
+		{"GET", "/metrics", check("metrics", r), adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))},
+		{"GET", "/api/v1/openapi.json", public, func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+			return c.Send(openapiJSON)
+		}},
+		// Game clients (rate-limited per address) and apps (leases by id).
+		{"GET", "/api/get-endpoint", public, s.limited(s.seedGetEndpoint)},
+		{"GET", app + "/endpoint", public, s.limited(s.getEndpoint)},
+		{"PUT", "/api/v1/leases/:id", public, s.keepHold},
+		{"DELETE", "/api/v1/leases/:id", public, s.releaseHold},
+		{"POST", rev + "/leases", Access{Kind: Checked, Object: "leases", Action: w, Capability: true}, s.createHold},
+		{"GET", app + "/leases", check("leases", r), s.listHolds},
+		{"DELETE", app + "/leases/:lease", check("leases", w), s.releaseTenantHold},
+
+		{"GET", "/api/v1/whoami", authenticated, s.whoami},
+		{"GET", "/api/v1/tenants", authenticated, s.listTenants},
+		{"POST", "/api/v1/tenants", check("tenants", w), s.createTenant},
+		{"POST", "/api/v1/tokens", Access{Kind: Checked, Object: "tokens", Action: w, BodyTenant: true}, s.issueToken},
+		{"DELETE", "/api/v1/tokens/:id", check("tokens", w), s.revokeToken},
+		{"GET", "/api/v1/images", authenticated, s.listImages},
+		{"PUT", "/api/v1/images/+", check("images", w), s.putImage},
+		{"DELETE", "/api/v1/images/+", check("images", w), s.deleteImage},
+
+		{"GET", t, check("tenant", r), s.getTenant},
+		{"PATCH", t, check("tenant", w), s.updateTenant},
+		{"DELETE", t, check("tenant", w), s.deleteTenant},
+		{"GET", t + "/quota", check("quota", r), s.getQuota},
+		{"PUT", t + "/quota", check("quota", w), s.putQuota},
+		{"GET", t + "/members", check("members", r), s.listMembers},
+		{"PUT", t + "/members/:subject", check("members", w), s.putMember},
+		{"DELETE", t + "/members/:subject", check("members", w), s.deleteMember},
+		{"GET", t + "/apps", check("apps", r), s.listApps},
+		{"POST", t + "/apps", check("apps", w), s.createApp},
+		{"GET", app, check("apps", r), s.getApp},
+		{"PATCH", app, check("apps", w), s.updateApp},
+		{"DELETE", app, check("apps", w), s.deleteApp},
+		{"GET", app + "/events", check("events", r), s.listEvents},
+		{"GET", app + "/events/stream", check("events", r), s.eventStream()},
+		{"GET", app + "/sessions", check("revisions", r), s.sessions},
+		{"GET", app + "/revisions", check("revisions", r), s.listRevisions},
+		{"POST", app + "/revisions", check("revisions", w), s.deploy},
+		{"GET", rev, check("revisions", r), s.getRevision},
+		{"POST", rev + "/activate", check("revisions", w), s.activate},
+		{"POST", rev + "/retire", check("revisions", w), s.retire},
+		{"GET", rev + "/replicas/:replica/logs", check("logs", r), s.replicaLogs},
+	}
+}
+
 func (s *Server) routes() {
 	a := s.app
-	a.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
-	a.Get("/readyz", s.readyz)
-	a.Get("/version", func(c *fiber.Ctx) error {
-		return c.JSON(fiber.Map{"version": s.cfg.Version, "pid": os.Getpid()})
-	})
-	a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
-
-	v1 := a.Group("/api/v1")
-	v1.Get("/openapi.json", func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(openapiJSON)
-	})
-	// Public: game clients (get-endpoint, rate-limited) and apps (leases by id).
-	a.Get("/api/get-endpoint", s.limit, s.seedGetEndpoint)
-	v1.Get("/tenants/:tenant/apps/:app/endpoint", s.limit, s.getEndpoint)
-	v1.Put("/leases/:id", s.keepHold)
-	v1.Delete("/leases/:id", s.releaseHold)
-	v1.Post("/tenants/:tenant/apps/:app/revisions/:rev/leases", s.leaseAuth, s.createHold)
-
-	// Everything else: authenticate, then authorise.
-	m := v1.Group("", s.authenticate)
-	m.Get("/tenants", s.listTenants)
-	m.Post("/tenants", s.authorize("tenants", "write"), s.createTenant)
-	m.Post("/tokens", s.issueToken)
-	m.Delete("/tokens/:id", s.authorize("tokens", "write"), s.revokeToken)
-	m.Get("/tenants/:tenant", s.authorize("tenant", "read"), s.getTenant)
-	m.Patch("/tenants/:tenant", s.platformAdmin, s.updateTenant)
-	m.Delete("/tenants/:tenant", s.platformAdmin, s.deleteTenant)
-	m.Get("/tenants/:tenant/quota", s.authorize("quota", "read"), s.getQuota)
-	m.Put("/tenants/:tenant/quota", s.platformAdmin, s.putQuota)
-	m.Get("/tenants/:tenant/members", s.authorize("members", "read"), s.listMembers)
-	m.Put("/tenants/:tenant/members/:subject", s.authorize("members", "write"), s.putMember)
-	m.Delete("/tenants/:tenant/members/:subject", s.authorize("members", "write"), s.deleteMember)
-	m.Get("/tenants/:tenant/apps", s.authorize("apps", "read"), s.listApps)
-	m.Post("/tenants/:tenant/apps", s.authorize("apps", "write"), s.createApp)
-	m.Get("/tenants/:tenant/apps/:app", s.authorize("apps", "read"), s.getApp)
-	m.Patch("/tenants/:tenant/apps/:app", s.authorize("apps", "write"), s.updateApp)
-	m.Delete("/tenants/:tenant/apps/:app", s.authorize("apps", "write"), s.deleteApp)
-	m.Get("/tenants/:tenant/apps/:app/events", s.authorize("events", "read"), s.listEvents)
-	m.Get("/tenants/:tenant/apps/:app/revisions", s.authorize("revisions", "read"), s.listRevisions)
-	m.Post("/tenants/:tenant/apps/:app/revisions", s.authorize("revisions", "write"), s.deploy)
-	m.Get("/tenants/:tenant/apps/:app/revisions/:rev", s.authorize("revisions", "read"), s.getRevision)
-	m.Post("/tenants/:tenant/apps/:app/revisions/:rev/activate", s.authorize("revisions", "write"), s.activate)
-	m.Post("/tenants/:tenant/apps/:app/revisions/:rev/retire", s.authorize("revisions", "write"), s.retire)
-	m.Get("/tenants/:tenant/apps/:app/revisions/:rev/replicas/:replica/logs", s.authorize("logs", "read"), s.replicaLogs)
-	// What live views read (stream.go).
-	m.Get("/whoami", s.whoami)
-	m.Get("/tenants/:tenant/apps/:app/events/stream", s.authorize("events", "read"), s.eventStream())
-	m.Get("/tenants/:tenant/apps/:app/sessions", s.authorize("revisions", "read"), s.sessions)
+	for _, r := range s.Routes() {
+		a.Add(r.Method, r.Path, s.guard(r.Access), r.handler)
+	}
 	if s.cfg.Bridge != nil {
 		a.Use("/bridge", s.cfg.Bridge)
 	}

@@ -85,7 +85,8 @@ func (s *Server) eventStream() fiber.Handler {
 		}
 		// Copies: fiber's strings point into buffers it reuses once the
 		// handler returns, and the stream outlives the handler.
-		t, a, sub := strings.Clone(c.Params("tenant")), strings.Clone(c.Params("app")), strings.Clone(subject(c))
+		p := principal(c)
+		t, a, sub := strings.Clone(c.Params("tenant")), strings.Clone(c.Params("app")), p.Subject
 		after := strings.Clone(c.Query("after", c.Get("Last-Event-ID")))
 		ctx, cancel := s.ctx(c)
 		first, err := s.cfg.Apps.Events(ctx, t, a, after, limit)
@@ -113,7 +114,7 @@ func (s *Server) eventStream() fiber.Handler {
 				case <-ctx.Done():
 				}
 			}()
-			st := &stream{s: s, w: w, tenant: t, app: a, subject: sub, token: token, last: after}
+			st := &stream{s: s, w: w, tenant: t, app: a, who: p, token: token, last: after}
 			st.run(ctx, first)
 		})
 		return nil
@@ -122,11 +123,12 @@ func (s *Server) eventStream() fiber.Handler {
 
 // stream is one open event stream.
 type stream struct {
-	s                    *Server
-	w                    *bufio.Writer
-	tenant, app, subject string
-	token                string
-	last                 string // id of the last event sent
+	s           *Server
+	w           *bufio.Writer
+	tenant, app string
+	who         authz.Principal
+	token       string
+	last        string // id of the last event sent
 }
 
 func (st *stream) run(ctx context.Context, first []apps.Event) {
@@ -195,13 +197,14 @@ func (st *stream) send(evs []apps.Event) error {
 // stream opened (both in memory): a revoked token or role, or an expired
 // token, ends an open stream too.
 func (st *stream) stillAllowed() bool {
-	s := st.s
-	if s.cfg.Tokens != nil {
-		if _, err := s.cfg.Tokens.Verify(st.token); err != nil {
-			return false
-		}
+	az := st.s.cfg.Authz
+	if az == nil {
+		return true
 	}
-	return s.cfg.Auth == nil || s.cfg.Auth.Allowed(st.subject, st.tenant, "events", authz.Read)
+	if _, err := az.Tokens.Verify(st.token); err != nil {
+		return false
+	}
+	return az.Decide(st.who, authz.Request{Tenant: st.tenant, Object: "events", Action: authz.Read}) == nil
 }
 
 // appExists reports whether the app is still there; a deleted app ends the
@@ -260,7 +263,9 @@ func (s *Server) sessions(c *fiber.Ctx) error {
 type whoamiView struct {
 	Subject string `json:"subject"`
 	Admin   bool   `json:"admin"`
-	Tenant  string `json:"tenant,omitempty"`
+	// Scope is the tenant the caller's token is bound to ("" = unscoped).
+	Scope  string `json:"scope,omitempty"`
+	Tenant string `json:"tenant,omitempty"`
 	// Role is the caller's role in Tenant ("" for none; admins may have none).
 	Role string `json:"role"`
 	// Can maps "object:action" to whether the caller may do it in Tenant.
@@ -271,24 +276,28 @@ type whoamiView struct {
 var whoamiChecks = [][2]string{
 	{"apps", authz.Read}, {"apps", authz.Write}, {"revisions", authz.Read}, {"revisions", authz.Write},
 	{"events", authz.Read}, {"logs", authz.Read}, {"members", authz.Read}, {"members", authz.Write},
-	{"quota", authz.Read}, {"tokens", authz.Write},
+	{"quota", authz.Read}, {"tokens", authz.Write}, {"leases", authz.Read}, {"leases", authz.Write},
 }
 
 func (s *Server) whoami(c *fiber.Ctx) error {
-	sub := subject(c)
-	v := whoamiView{Subject: sub, Admin: s.cfg.Auth == nil || s.cfg.Auth.IsAdmin(sub), Tenant: c.Query("tenant"), Can: map[string]bool{}}
+	p := principal(c)
+	v := whoamiView{Subject: p.Subject, Scope: p.Tenant, Admin: s.isAdmin(c), Tenant: c.Query("tenant"), Can: map[string]bool{}}
 	if v.Tenant != "" {
 		if err := apps.ValidName("tenant", v.Tenant); err != nil {
 			return fmt.Errorf("%w: %v", errBadRequest, err)
 		}
-		if s.cfg.Authz != nil {
-			v.Role = s.cfg.Authz.RoleIn(sub, v.Tenant)
+		if s.cfg.Authz != nil && (p.Tenant == "" || p.Tenant == v.Tenant) {
+			v.Role = s.cfg.Authz.RoleIn(p.Subject, v.Tenant)
 		}
-		for _, p := range whoamiChecks {
-			v.Can[p[0]+":"+p[1]] = s.cfg.Auth == nil || s.cfg.Auth.Allowed(sub, v.Tenant, p[0], p[1])
+		for _, chk := range whoamiChecks {
+			v.Can[chk[0]+":"+chk[1]] = s.allowed(c, authz.Request{Tenant: v.Tenant, Object: chk[0], Action: chk[1]})
 		}
+		// Deploying a raw command also needs the right to run one (admins,
+		// or a tenant an admin trusts).
+		v.Can["commands:write"] = v.Can["revisions:write"] && (s.cfg.Authz == nil || s.cfg.Authz.MayDeployCommand(c.UserContext(), v.Tenant) == nil)
 	}
 	v.Can["tenants:write"] = v.Admin
 	v.Can["quota:write"] = v.Admin
+	v.Can["images:write"] = v.Admin
 	return c.JSON(v)
 }

@@ -129,6 +129,15 @@ type Revision struct {
 	ModRevision int64      `json:"-"`
 }
 
+// Spec is what the revision runs.
+func (r Revision) Spec() RevisionSpec {
+	return RevisionSpec{Image: r.Image, Command: r.Command, Env: r.Env, Resources: r.Resources}
+}
+
+// InFlight reports whether the revision is on its way to active (pending or
+// starting): an app has at most one such revision.
+func (r Revision) InFlight() bool { return r.State == Pending || r.State == Starting }
+
 // ReplicaState is the observed state of one running instance.
 type ReplicaState string
 

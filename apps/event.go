@@ -45,3 +45,7 @@ type Event struct {
 
 // MaxEventsPerApp bounds an app's activity log.
 const MaxEventsPerApp = 500
+
+// MaxEventMessage bounds one event's message, in bytes (a crash's last output
+// is cut to fit): with MaxEventsPerApp it bounds what an app's log stores.
+const MaxEventMessage = 512

@@ -21,23 +21,6 @@ func (r Resources) Validate() error {
 	return nil
 }
 
-// The quota rules: pure functions of the quota and the current usage, each
-// refusal naming the limit and the usage.
-
-func checkApps(q tenants.Quota, have int) error {
-	if have+1 > q.MaxApps {
-		return fmt.Errorf("%w: max_apps is %d and the tenant has %d apps", tenants.ErrQuotaExceeded, q.MaxApps, have)
-	}
-	return nil
-}
-
-func checkReplicas(q tenants.Quota, have, adding int) error {
-	if adding > 0 && have+adding > q.MaxReplicas {
-		return fmt.Errorf("%w: max_replicas is %d; the tenant runs %d and this needs %d more", tenants.ErrQuotaExceeded, q.MaxReplicas, have, adding)
-	}
-	return nil
-}
-
 func checkResources(q tenants.Quota, r *Resources) error {
 	if r == nil {
 		return nil
@@ -49,10 +32,4 @@ func checkResources(q tenants.Quota, r *Resources) error {
 		return fmt.Errorf("%w: max_memory_mb per replica is %d, the revision asks for %d", tenants.ErrQuotaExceeded, q.MaxMemoryMB, r.MemoryMB)
 	}
 	return nil
-}
-
-// ReplicasAllowed is how many more replicas a tenant may start (the
-// reconciler's cap): never negative.
-func ReplicasAllowed(q tenants.Quota, have int) int {
-	return max(q.MaxReplicas-have, 0)
 }

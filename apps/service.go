@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/discovery-platform/discovery/tenants"
 )
@@ -20,11 +22,29 @@ type Service struct {
 	// RequireImage refuses revisions without an image: the kubernetes
 	// runtime runs images (a command alone runs only on the process runtime).
 	RequireImage bool
+	// Images resolves an image to the command the process runtime runs
+	// (images.Store); nil on Kubernetes, where images are pulled.
+	Images ImageResolver
+	// Commands decides whether the caller may deploy a raw command
+	// (authz.Authorizer); nil allows everyone (Kubernetes, where a command
+	// runs inside the tenant's own pod, or tests).
+	Commands CommandGate
 }
 
 // TenantSource reads a tenant (implemented by tenants.Store).
 type TenantSource interface {
 	Get(ctx context.Context, name string) (tenants.Tenant, error)
+}
+
+// ImageResolver maps an image of the catalog to its command (images.Store).
+type ImageResolver interface {
+	Resolve(ctx context.Context, ref string) ([]string, error)
+}
+
+// CommandGate decides whether the caller in ctx may deploy a raw command into
+// tenant (authz.Authorizer).
+type CommandGate interface {
+	MayDeployCommand(ctx context.Context, tenant string) error
 }
 
 // ErrTenantNotFound is returned for operations on a tenant that does not exist.
@@ -66,7 +86,8 @@ func (s *Service) writableTenant(ctx context.Context, tenant string) (*tenants.T
 	return t, err
 }
 
-// CreateApp validates and stores a new app.
+// CreateApp validates and stores a new app; the max_apps check and the write
+// are one transaction.
 func (s *Service) CreateApp(ctx context.Context, tenant string, spec AppSpec) (App, error) {
 	t, err := s.writableTenant(ctx, tenant)
 	if err != nil {
@@ -76,22 +97,36 @@ func (s *Service) CreateApp(ctx context.Context, tenant string, spec AppSpec) (A
 	if err != nil {
 		return App{}, err
 	}
+	var check QuotaCheck
 	if t != nil {
-		n, err := s.Store.CountApps(ctx, tenant)
-		if err != nil {
-			return App{}, err
-		}
-		if err := checkApps(t.Quota, n); err != nil {
-			return App{}, err
-		}
 		if err := checkReplicas(t.Quota, 0, a.Replicas); err != nil {
 			return App{}, err
 		}
+		check = func(u Usage) error { return checkApps(t.Quota, u) }
 	}
-	if err := s.Store.CreateApp(ctx, a); err != nil {
+	if err := retryConflict(func() error { return s.Store.CreateApp(ctx, a, check) }); err != nil {
 		return App{}, err
 	}
 	return s.Store.GetApp(ctx, tenant, a.Name)
+}
+
+// retryConflict runs a write again while it loses compare-and-swaps to
+// concurrent writers.
+func retryConflict(write func() error) error {
+	for i := 0; ; i++ {
+		err := write()
+		if !errors.Is(err, ErrConflict) || i >= conflictRetries*4 {
+			return err
+		}
+		backoff(i)
+	}
+}
+
+// backoff pauses a writer that lost a compare-and-swap, a little longer each
+// time and jittered, so concurrent writers stop colliding: the winner's
+// transaction takes about a millisecond.
+func backoff(attempt int) {
+	time.Sleep(time.Duration(1+rand.IntN(2*(attempt+1))) * time.Millisecond)
 }
 
 // GetApp returns one app.
@@ -117,24 +152,19 @@ func (s *Service) UpdateApp(ctx context.Context, tenant, name string, spec AppSp
 	if err != nil {
 		return App{}, err
 	}
-	return s.retry(ctx, tenant, name, func(a *App) (Event, error) {
+	return s.retry(ctx, tenant, name, func(a *App) (Event, QuotaCheck, error) {
 		if a.Deleting {
-			return Event{}, fmt.Errorf("%w: app %s/%s is being deleted", ErrIllegalState, tenant, name)
+			return Event{}, nil, fmt.Errorf("%w: app %s/%s is being deleted", ErrIllegalState, tenant, name)
 		}
 		before := a.Replicas
 		if err := a.Apply(spec, s.Store.Now().UTC()); err != nil {
-			return Event{}, err
+			return Event{}, nil, err
 		}
+		var check QuotaCheck
 		if t != nil && a.Replicas > before {
-			total, err := s.Store.CountReplicas(ctx, tenant)
-			if err != nil {
-				return Event{}, err
-			}
-			if err := checkReplicas(t.Quota, total, a.Replicas-before); err != nil {
-				return Event{}, err
-			}
+			check = func(u Usage) error { return checkReplicas(t.Quota, u.Replicas, a.Replicas-before) }
 		}
-		return Event{Type: EventAppUpdated, Message: "app settings changed"}, nil
+		return Event{Type: EventAppUpdated, Message: "app settings changed"}, check, nil
 	})
 }
 
@@ -144,32 +174,32 @@ func (s *Service) DeleteApp(ctx context.Context, tenant, name string) (App, erro
 	if err := s.checkTenant(ctx, tenant); err != nil {
 		return App{}, err
 	}
-	return s.retry(ctx, tenant, name, func(a *App) (Event, error) {
+	return s.retry(ctx, tenant, name, func(a *App) (Event, QuotaCheck, error) {
 		if a.Deleting {
-			return Event{}, errNoChange
+			return Event{}, nil, errNoChange
 		}
 		a.Deleting = true
 		a.UpdatedAt = s.Store.Now().UTC()
-		return Event{Type: EventAppDeleting, Message: "app deletion requested: retiring every revision"}, nil
+		return Event{Type: EventAppDeleting, Message: "app deletion requested: retiring every revision"}, nil, nil
 	})
 }
 
 var errNoChange = errors.New("no change")
 
-func (s *Service) retry(ctx context.Context, tenant, name string, change func(*App) (Event, error)) (App, error) {
+func (s *Service) retry(ctx context.Context, tenant, name string, change func(*App) (Event, QuotaCheck, error)) (App, error) {
 	for i := 0; ; i++ {
 		a, err := s.Store.GetApp(ctx, tenant, name)
 		if err != nil {
 			return App{}, err
 		}
-		ev, err := change(&a)
+		ev, check, err := change(&a)
 		if errors.Is(err, errNoChange) {
 			return a, nil
 		}
 		if err != nil {
 			return App{}, err
 		}
-		err = s.Store.UpdateApp(ctx, a, ev)
+		err = s.Store.UpdateApp(ctx, a, ev, check)
 		if errors.Is(err, ErrConflict) && i < conflictRetries {
 			continue
 		}
@@ -181,7 +211,11 @@ func (s *Service) retry(ctx context.Context, tenant, name string, change func(*A
 }
 
 // Deploy records a new revision of an app; the reconciler starts it beside the
-// active one and activates it once healthy.
+// active one and activates it once healthy. A revision still pending or
+// starting is superseded (retired) in the same transaction. On the process
+// runtime an image is resolved through the catalog, and a raw command needs
+// the caller's right to run one (CommandGate). The quota checks (replicas,
+// stored bytes) and the write are one transaction.
 func (s *Service) Deploy(ctx context.Context, tenant, name string, spec RevisionSpec) (Revision, error) {
 	t, err := s.writableTenant(ctx, tenant)
 	if err != nil {
@@ -193,31 +227,59 @@ func (s *Service) Deploy(ctx context.Context, tenant, name string, spec Revision
 	if s.RequireImage && spec.Image == "" {
 		return Revision{}, fmt.Errorf("%w: this platform runs replicas on Kubernetes: a revision needs an image", ErrInvalid)
 	}
+	if spec, err = s.resolve(ctx, tenant, spec); err != nil {
+		return Revision{}, err
+	}
 	if t != nil {
 		if err := checkResources(t.Quota, spec.Resources); err != nil {
 			return Revision{}, err
 		}
 	}
 	for i := 0; ; i++ {
-		a, err := s.Store.GetApp(ctx, tenant, name)
+		snap, err := s.Store.Load(ctx, tenant, name)
 		if err != nil {
 			return Revision{}, err
 		}
+		var check QuotaCheck
 		if t != nil {
-			total, err := s.Store.CountReplicas(ctx, tenant)
-			if err != nil {
-				return Revision{}, err
-			}
-			if err := checkReplicas(t.Quota, total, max(a.Replicas, 1)); err != nil {
-				return Revision{}, fmt.Errorf("deploying %s/%s would start %d more replicas: %w", tenant, name, max(a.Replicas, 1), err)
+			want := max(snap.App.Replicas, 1)
+			check = func(u Usage) error {
+				if err := checkReplicas(t.Quota, u.Replicas, want); err != nil {
+					return fmt.Errorf("deploying %s/%s would start %d more replicas: %w", tenant, name, want, err)
+				}
+				return checkBytes(t.Quota, u, spec.Size())
 			}
 		}
-		rev, err := s.Store.CreateRevision(ctx, a, spec)
-		if errors.Is(err, ErrConflict) && i < conflictRetries {
+		rev, err := s.Store.CreateRevision(ctx, snap, spec, check)
+		if errors.Is(err, ErrConflict) && i < conflictRetries*4 {
+			backoff(i)
 			continue
 		}
 		return rev, err
 	}
+}
+
+// resolve turns what a deploy names into what the runtime runs: on the
+// process runtime (Images set), an image alone becomes the catalog's command
+// for it, and a command the tenant wrote needs the right to run one.
+func (s *Service) resolve(ctx context.Context, tenant string, spec RevisionSpec) (RevisionSpec, error) {
+	if len(spec.Command) > 0 {
+		if s.Commands != nil {
+			if err := s.Commands.MayDeployCommand(ctx, tenant); err != nil {
+				return spec, err
+			}
+		}
+		return spec, nil
+	}
+	if s.Images == nil {
+		return spec, nil
+	}
+	cmd, err := s.Images.Resolve(ctx, spec.Image)
+	if err != nil {
+		return spec, fmt.Errorf("%w: image %s cannot run here: %v (GET /api/v1/images lists the catalog)", ErrInvalid, spec.Image, err)
+	}
+	spec.Command = cmd
+	return spec, nil
 }
 
 // Load returns an app with its revisions and replicas.

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -24,11 +25,17 @@ import (
 //	{prefix}/revisions/{tenant}/{app}/{revision}
 //	{prefix}/replicas/{tenant}/{app}/{revision}/{replica}
 //	{prefix}/events/{tenant}/{app}/{time-ordered id}
+//	{prefix}/usage/{tenant}  what the tenant holds (store_usage.go)
+//
+// Every write that creates or deletes an app, revision or replica changes
+// its tenant's usage in the same transaction, so quota checks cannot race.
 type Store struct {
 	cli    *clientv3.Client
 	prefix string
 	// Now is the store's clock (injected in tests).
 	Now func() time.Time
+	// locks serialises each tenant's usage writes within this process.
+	locks sync.Map
 }
 
 // NewStore returns a store over an etcd client under a key prefix.
@@ -57,6 +64,8 @@ type Snapshot struct {
 	App       App
 	Revisions []Revision // newest first
 	Replicas  []Replica
+	// ReadAt is the etcd revision it was read at.
+	ReadAt int64
 }
 
 // Revision returns the revision with the given id.
@@ -79,8 +88,9 @@ func (s Snapshot) Active() (Revision, bool) {
 	return Revision{}, false
 }
 
-// CreateApp stores a new app; ErrExists if the name is taken.
-func (s *Store) CreateApp(ctx context.Context, a App) error {
+// CreateApp stores a new app; ErrExists if the name is taken. check (may be
+// nil) sees the tenant's usage in the same transaction.
+func (s *Store) CreateApp(ctx context.Context, a App, check QuotaCheck) error {
 	key := s.appKey(a.Tenant, a.Name)
 	val, err := json.Marshal(a)
 	if err != nil {
@@ -90,15 +100,30 @@ func (s *Store) CreateApp(ctx context.Context, a App) error {
 	if err != nil {
 		return err
 	}
+	defer s.tenantLock(a.Tenant)()
+	u, err := s.readUsage(ctx, a.Tenant)
+	if err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(u.Usage); err != nil {
+			return err
+		}
+	}
+	u.Apps++
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(val)), ev).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), u.cmp).
+		Then(clientv3.OpPut(key, string(val)), ev, u.put()).
+		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {
 		return fmt.Errorf("create app %s/%s: %w", a.Tenant, a.Name, err)
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("app %s/%s: %w", a.Tenant, a.Name, ErrExists)
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return fmt.Errorf("app %s/%s: %w", a.Tenant, a.Name, ErrExists)
+		}
+		return fmt.Errorf("create app %s/%s: %w", a.Tenant, a.Name, ErrConflict)
 	}
 	return nil
 }
@@ -149,28 +174,10 @@ func (s *Store) ListAllApps(ctx context.Context) ([]Ref, error) {
 	return out, nil
 }
 
-// CountApps returns how many apps a tenant has.
-func (s *Store) CountApps(ctx context.Context, tenant string) (int, error) {
-	resp, err := s.cli.Get(ctx, s.appsPrefix(tenant), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		return 0, fmt.Errorf("count apps of %s: %w", tenant, err)
-	}
-	return int(resp.Count), nil
-}
-
-// CountReplicas returns how many replica records a tenant has over all its
-// apps and revisions, stopping ones included: what counts against max_replicas.
-func (s *Store) CountReplicas(ctx context.Context, tenant string) (int, error) {
-	resp, err := s.cli.Get(ctx, path.Join(s.prefix, "replicas", tenant)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		return 0, fmt.Errorf("count replicas of %s: %w", tenant, err)
-	}
-	return int(resp.Count), nil
-}
-
 // UpdateApp writes an app read earlier, if nobody changed it since (ErrConflict
-// otherwise), with an event.
-func (s *Store) UpdateApp(ctx context.Context, a App, ev Event) error {
+// otherwise), with an event. check (may be nil) sees the tenant's usage, which
+// the transaction then compares.
+func (s *Store) UpdateApp(ctx context.Context, a App, ev Event, check QuotaCheck) error {
 	val, err := json.Marshal(a)
 	if err != nil {
 		return err
@@ -181,10 +188,19 @@ func (s *Store) UpdateApp(ctx context.Context, a App, ev Event) error {
 		return err
 	}
 	key := s.appKey(a.Tenant, a.Name)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", a.ModRevision)).
-		Then(clientv3.OpPut(key, string(val)), evOp).
-		Commit()
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", a.ModRevision)}
+	if check != nil {
+		defer s.tenantLock(a.Tenant)()
+		u, err := s.readUsage(ctx, a.Tenant)
+		if err != nil {
+			return err
+		}
+		if err := check(u.Usage); err != nil {
+			return err
+		}
+		cmps = append(cmps, u.cmp)
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(val)), evOp).Commit()
 	if err != nil {
 		return fmt.Errorf("update app %s/%s: %w", a.Tenant, a.Name, err)
 	}
@@ -195,16 +211,35 @@ func (s *Store) UpdateApp(ctx context.Context, a App, ev Event) error {
 }
 
 // DeleteAppData removes an app and everything under it. The reconciler calls it
-// once no replica of the app runs any more.
-func (s *Store) DeleteAppData(ctx context.Context, a App) error {
+// once no replica of the app runs any more, with the snapshot it read: the
+// transaction fails (ErrConflict) if a revision or replica changed since.
+func (s *Store) DeleteAppData(ctx context.Context, snap Snapshot) error {
+	a := snap.App
 	key := s.appKey(a.Tenant, a.Name)
+	defer s.tenantLock(a.Tenant)()
+	u, err := s.readUsage(ctx, a.Tenant)
+	if err != nil {
+		return err
+	}
+	u.Apps--
+	u.Replicas -= len(snap.Replicas)
+	for _, r := range snap.Revisions {
+		u.Revisions--
+		u.Bytes -= r.Spec().Size()
+	}
+	u.Usage = u.Usage.floor()
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", a.ModRevision)).
+		If(
+			clientv3.Compare(clientv3.ModRevision(key), "=", a.ModRevision), u.cmp,
+			clientv3.Compare(clientv3.ModRevision(s.revPrefix(a.Tenant, a.Name)), "<", snap.ReadAt+1).WithPrefix(),
+			clientv3.Compare(clientv3.ModRevision(s.replPrefix(a.Tenant, a.Name)), "<", snap.ReadAt+1).WithPrefix(),
+		).
 		Then(
 			clientv3.OpDelete(key),
 			clientv3.OpDelete(s.revPrefix(a.Tenant, a.Name), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.replPrefix(a.Tenant, a.Name), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.eventPrefix(a.Tenant, a.Name), clientv3.WithPrefix()),
+			u.put(),
 		).Commit()
 	if err != nil {
 		return fmt.Errorf("delete app %s/%s: %w", a.Tenant, a.Name, err)
@@ -215,9 +250,17 @@ func (s *Store) DeleteAppData(ctx context.Context, a App) error {
 	return nil
 }
 
+// SupersededReason is the reason a revision still on its way to active is
+// retired with when a newer deploy replaces it.
+const SupersededReason = "superseded by %s before it became active"
+
 // CreateRevision records a new pending revision as the app's next generation.
-// It compares the app's mod revision, so two deploys never share a generation.
-func (s *Store) CreateRevision(ctx context.Context, a App, spec RevisionSpec) (Revision, error) {
+// It compares the app's mod revision, so two deploys never share a generation,
+// and retires any revision of the app still pending or starting in the same
+// transaction (an app has at most one revision in flight; the reconciler stops
+// the superseded one's replicas). check (may be nil) sees the tenant's usage.
+func (s *Store) CreateRevision(ctx context.Context, snap Snapshot, spec RevisionSpec, check QuotaCheck) (Revision, error) {
+	a := snap.App
 	if a.Deleting {
 		return Revision{}, fmt.Errorf("%w: app %s/%s is being deleted", ErrIllegalState, a.Tenant, a.Name)
 	}
@@ -246,12 +289,34 @@ func (s *Store) CreateRevision(ctx context.Context, a App, spec RevisionSpec) (R
 	if err != nil {
 		return Revision{}, err
 	}
+	var superseded []Change
+	for _, old := range snap.Revisions {
+		if old.InFlight() {
+			superseded = append(superseded, Change{Rev: old, To: Retired, Reason: fmt.Sprintf(SupersededReason, rev.ID)})
+		}
+	}
+	cmps, ops, _, err := s.transitionOps(now, superseded)
+	if err != nil {
+		return Revision{}, err
+	}
+	defer s.tenantLock(a.Tenant)()
+	u, err := s.readUsage(ctx, a.Tenant)
+	if err != nil {
+		return Revision{}, err
+	}
+	if check != nil {
+		if err := check(u.Usage); err != nil {
+			return Revision{}, err
+		}
+	}
+	u.Revisions++
+	u.Bytes += spec.Size()
 	appKey, revKey := s.appKey(a.Tenant, a.Name), s.revKey(a.Tenant, a.Name, rev.ID)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(appKey), "=", a.ModRevision),
-			clientv3.Compare(clientv3.CreateRevision(revKey), "=", 0)).
-		Then(clientv3.OpPut(appKey, string(appVal)), clientv3.OpPut(revKey, string(revVal)), ev).
-		Commit()
+	cmps = append(cmps, u.cmp,
+		clientv3.Compare(clientv3.ModRevision(appKey), "=", a.ModRevision),
+		clientv3.Compare(clientv3.CreateRevision(revKey), "=", 0))
+	ops = append(ops, clientv3.OpPut(appKey, string(appVal)), clientv3.OpPut(revKey, string(revVal)), ev, u.put())
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return Revision{}, fmt.Errorf("deploy %s/%s: %w", a.Tenant, a.Name, err)
 	}
@@ -288,7 +353,7 @@ func (s *Store) Load(ctx context.Context, tenant, app string) (Snapshot, error) 
 	if len(appKvs) == 0 {
 		return Snapshot{}, fmt.Errorf("app %s/%s: %w", tenant, app, ErrNotFound)
 	}
-	var snap Snapshot
+	snap := Snapshot{ReadAt: resp.Header.Revision}
 	if snap.App, err = decodeApp(appKvs[0].Value, appKvs[0].ModRevision); err != nil {
 		return Snapshot{}, err
 	}
@@ -323,13 +388,31 @@ type Change struct {
 // compared against the mod revision it was read at, each logged as an event.
 // Activation uses two: the new revision to active, the old one to draining.
 func (s *Store) Transition(ctx context.Context, changes ...Change) ([]Revision, error) {
-	now := s.Now().UTC()
+	cmps, ops, out, err := s.transitionOps(s.Now().UTC(), changes)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("transition: %w", err)
+	}
+	if !resp.Succeeded {
+		return nil, fmt.Errorf("transition: %w", ErrConflict)
+	}
+	for i := range out {
+		out[i].ModRevision = resp.Header.Revision
+	}
+	return out, nil
+}
+
+// transitionOps builds the comparisons and writes of lifecycle changes.
+func (s *Store) transitionOps(now time.Time, changes []Change) ([]clientv3.Cmp, []clientv3.Op, []Revision, error) {
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	out := make([]Revision, 0, len(changes))
 	for _, c := range changes {
 		if !CanTransition(c.Rev.State, c.To) {
-			return nil, fmt.Errorf("revision %s %s -> %s: %w", c.Rev.ID, c.Rev.State, c.To, ErrIllegalState)
+			return nil, nil, nil, fmt.Errorf("revision %s %s -> %s: %w", c.Rev.ID, c.Rev.State, c.To, ErrIllegalState)
 		}
 		r := c.Rev
 		from := r.State
@@ -347,29 +430,19 @@ func (s *Store) Transition(ctx context.Context, changes ...Change) ([]Revision, 
 		}
 		val, err := json.Marshal(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		key := s.revKey(r.Tenant, r.App, r.ID)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", c.Rev.ModRevision))
 		ev, err := s.eventOp(Event{Type: EventTransition, Tenant: r.Tenant, App: r.App, Revision: r.ID, From: from, To: c.To,
 			Message: fmt.Sprintf("revision %s %s -> %s: %s", r.ID, from, c.To, c.Reason)})
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		ops = append(ops, clientv3.OpPut(key, string(val)), ev)
 		out = append(out, r)
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	if err != nil {
-		return nil, fmt.Errorf("transition: %w", err)
-	}
-	if !resp.Succeeded {
-		return nil, fmt.Errorf("transition: %w", ErrConflict)
-	}
-	for i := range out {
-		out[i].ModRevision = resp.Header.Revision
-	}
-	return out, nil
+	return cmps, ops, out, nil
 }
 
 // SaveRevisionStatus writes a revision's bookkeeping (crash count) by CAS. Its
@@ -396,9 +469,17 @@ func (s *Store) SaveRevisionStatus(ctx context.Context, r Revision) (Revision, e
 // DeleteRevision removes a terminal revision's record (history trimming).
 func (s *Store) DeleteRevision(ctx context.Context, r Revision) error {
 	key := s.revKey(r.Tenant, r.App, r.ID)
+	defer s.tenantLock(r.Tenant)()
+	u, err := s.readUsage(ctx, r.Tenant)
+	if err != nil {
+		return err
+	}
+	u.Revisions--
+	u.Bytes -= r.Spec().Size()
+	u.Usage = u.Usage.floor()
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision)).
-		Then(clientv3.OpDelete(key)).Commit()
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision), u.cmp).
+		Then(clientv3.OpDelete(key), u.put()).Commit()
 	if err != nil {
 		return fmt.Errorf("delete revision %s: %w", r.ID, err)
 	}
@@ -408,25 +489,52 @@ func (s *Store) DeleteRevision(ctx context.Context, r Revision) error {
 	return nil
 }
 
-// PutReplica creates (ModRevision 0) or updates a replica record by CAS, with
-// an optional event in the same transaction.
-func (s *Store) PutReplica(ctx context.Context, r Replica, ev *Event) (Replica, error) {
-	val, err := json.Marshal(r)
+// CreateReplica records a new replica (ErrConflict if its id is taken), with
+// an optional event, counting it in the tenant's usage. check (may be nil:
+// adopting a replica that already runs) sees the usage first.
+func (s *Store) CreateReplica(ctx context.Context, r Replica, ev *Event, check QuotaCheck) (Replica, error) {
+	key := s.replKey(r)
+	ops, err := s.replicaPutOps(r, ev)
 	if err != nil {
 		return r, err
 	}
-	key := s.replKey(r)
-	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision)
-	ops := []clientv3.Op{clientv3.OpPut(key, string(val))}
-	if ev != nil {
-		ev.Tenant, ev.App, ev.Revision, ev.Replica = r.Tenant, r.App, r.Revision, r.ID
-		op, err := s.eventOp(*ev)
-		if err != nil {
+	defer s.tenantLock(r.Tenant)()
+	u, err := s.readUsage(ctx, r.Tenant)
+	if err != nil {
+		return r, err
+	}
+	if check != nil {
+		if err := check(u.Usage); err != nil {
 			return r, err
 		}
-		ops = append(ops, op)
 	}
-	resp, err := s.cli.Txn(ctx).If(cmp).Then(ops...).Commit()
+	u.Replicas++
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), u.cmp).
+		Then(append(ops, u.put())...).Commit()
+	if err != nil {
+		return r, fmt.Errorf("create replica %s: %w", r.ID, err)
+	}
+	if !resp.Succeeded {
+		return r, fmt.Errorf("create replica %s: %w", r.ID, ErrConflict)
+	}
+	r.ModRevision = resp.Header.Revision
+	return r, nil
+}
+
+// PutReplica updates a replica record by CAS (a record with ModRevision 0 is
+// created, as CreateReplica without a check), with an optional event in the
+// same transaction.
+func (s *Store) PutReplica(ctx context.Context, r Replica, ev *Event) (Replica, error) {
+	if r.ModRevision == 0 {
+		return s.CreateReplica(ctx, r, ev, nil)
+	}
+	key := s.replKey(r)
+	ops, err := s.replicaPutOps(r, ev)
+	if err != nil {
+		return r, err
+	}
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision)).Then(ops...).Commit()
 	if err != nil {
 		return r, fmt.Errorf("put replica %s: %w", r.ID, err)
 	}
@@ -437,21 +545,49 @@ func (s *Store) PutReplica(ctx context.Context, r Replica, ev *Event) (Replica, 
 	return r, nil
 }
 
+// replicaPutOps writes a replica record and, when ev is set, its event.
+func (s *Store) replicaPutOps(r Replica, ev *Event) ([]clientv3.Op, error) {
+	val, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	ops := []clientv3.Op{clientv3.OpPut(s.replKey(r), string(val))}
+	if ev != nil {
+		op, err := s.replicaEventOp(r, *ev)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+func (s *Store) replicaEventOp(r Replica, ev Event) (clientv3.Op, error) {
+	ev.Tenant, ev.App, ev.Revision, ev.Replica = r.Tenant, r.App, r.Revision, r.ID
+	return s.eventOp(ev)
+}
+
 // DeleteReplica removes a replica record once its process is gone.
 func (s *Store) DeleteReplica(ctx context.Context, r Replica, ev *Event) error {
 	key := s.replKey(r)
 	ops := []clientv3.Op{clientv3.OpDelete(key)}
 	if ev != nil {
-		ev.Tenant, ev.App, ev.Revision, ev.Replica = r.Tenant, r.App, r.Revision, r.ID
-		op, err := s.eventOp(*ev)
+		op, err := s.replicaEventOp(r, *ev)
 		if err != nil {
 			return err
 		}
 		ops = append(ops, op)
 	}
+	defer s.tenantLock(r.Tenant)()
+	u, err := s.readUsage(ctx, r.Tenant)
+	if err != nil {
+		return err
+	}
+	u.Replicas--
+	u.Usage = u.Usage.floor()
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision)).
-		Then(ops...).Commit()
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision), u.cmp).
+		Then(append(ops, u.put())...).Commit()
 	if err != nil {
 		return fmt.Errorf("delete replica %s: %w", r.ID, err)
 	}

@@ -67,6 +67,7 @@ func (s *Store) TrimEvents(ctx context.Context, tenant, app string) error {
 }
 
 func (s *Store) eventOp(e Event) (clientv3.Op, error) {
+	e.Message = truncate(e.Message, MaxEventMessage)
 	if e.Time.IsZero() {
 		e.Time = s.Now().UTC()
 	}

@@ -47,7 +47,8 @@ func TestDeployGivesIncreasingGenerations(t *testing.T) {
 	_, err := svc.CreateApp(ctx, "default", apps.AppSpec{Name: "arena"})
 	require.NoError(t, err)
 
-	// Concurrent deploys: each gets its own generation, none is lost.
+	// Concurrent deploys: each gets its own generation, none is lost; each
+	// supersedes the one before it, so one is left in flight.
 	const n = 8
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
@@ -64,8 +65,13 @@ func TestDeployGivesIncreasingGenerations(t *testing.T) {
 	require.Len(t, snap.Revisions, n)
 	for i, r := range snap.Revisions {
 		assert.Equal(t, int64(n-i), r.Generation, "newest first, no gaps, no duplicates")
-		assert.Equal(t, apps.Pending, r.State)
 		assert.Len(t, r.ID, 8)
+		if i == 0 {
+			assert.Equal(t, apps.Pending, r.State)
+			continue
+		}
+		assert.Equal(t, apps.Retired, r.State, "an older revision still in flight is superseded")
+		assert.Equal(t, fmt.Sprintf(apps.SupersededReason, snap.Revisions[i-1].ID), r.Reason)
 	}
 	assert.Equal(t, int64(n), snap.App.Generation)
 }
@@ -229,7 +235,9 @@ func TestDeleteAppRefusesDeploy(t *testing.T) {
 	assert.True(t, a.Deleting)
 	_, err = svc.Deploy(ctx, "default", "arena", apps.RevisionSpec{Image: "x"})
 	assert.True(t, errors.Is(err, apps.ErrIllegalState), "%v", err)
-	require.NoError(t, svc.Store.DeleteAppData(ctx, a))
+	snap, err := svc.Store.Load(ctx, "default", "arena")
+	require.NoError(t, err)
+	require.NoError(t, svc.Store.DeleteAppData(ctx, snap))
 	_, err = svc.GetApp(ctx, "default", "arena")
 	assert.ErrorIs(t, err, apps.ErrNotFound)
 }

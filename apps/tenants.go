@@ -62,8 +62,8 @@ func (ts *TenantService) FinishDeletions(ctx context.Context) error {
 		if !t.Deleting {
 			continue
 		}
-		n, err := ts.Apps.Store.CountApps(ctx, t.Name)
-		if err != nil || n > 0 {
+		u, err := ts.Apps.Store.Usage(ctx, t.Name)
+		if err != nil || u.Apps > 0 {
 			continue
 		}
 		if ts.OnGone != nil {
@@ -72,6 +72,9 @@ func (ts *TenantService) FinishDeletions(ctx context.Context) error {
 			}
 		}
 		if err := ts.Tenants.Delete(ctx, t); err != nil && !errors.Is(err, tenants.ErrConflict) {
+			return err
+		}
+		if err := ts.Apps.Store.DeleteUsage(ctx, t.Name); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,9 @@ const (
 	MaxEnvValueLen   = 32 << 10
 	MaxImageLen      = 512
 	MaxHealthPathLen = 256
+	// MaxSpecBytes bounds one revision spec (image, command, env): what a
+	// deploy may store.
+	MaxSpecBytes = 64 << 10
 )
 
 // Defaults for fields an app create request leaves out.
@@ -213,6 +216,9 @@ func (s RevisionSpec) Validate() error {
 	if len(s.Env) > MaxEnvVars {
 		return fmt.Errorf("%w: %d env vars, at most %d allowed", ErrInvalid, len(s.Env), MaxEnvVars)
 	}
+	if n := s.Size(); n > MaxSpecBytes {
+		return fmt.Errorf("%w: the revision spec (image, command, env) is %d bytes, at most %d", ErrInvalid, n, MaxSpecBytes)
+	}
 	for k, v := range s.Env {
 		if !envName.MatchString(k) || len(k) > 256 {
 			return fmt.Errorf("%w: env name %q must match [A-Za-z_][A-Za-z0-9_]*", ErrInvalid, truncate(k, 80))
@@ -225,6 +231,22 @@ func (s RevisionSpec) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Size is what the spec occupies: the bytes of its image, command and env,
+// what max_stored_bytes counts.
+func (s RevisionSpec) Size() int64 {
+	n := int64(len(s.Image))
+	for _, arg := range s.Command {
+		n += int64(len(arg)) + 1
+	}
+	for k, v := range s.Env {
+		n += int64(len(k)+len(v)) + 2
+	}
+	if s.Resources != nil {
+		n += 16
+	}
+	return n
 }
 
 func truncate(s string, n int) string {

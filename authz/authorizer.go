@@ -65,7 +65,7 @@ var builtin = [][]string{
 	{RoleDeployer, "leases", "*"}, {RoleDeployer, "tenant", Read}, {RoleDeployer, "quota", Read},
 	// viewer: reads.
 	{RoleViewer, "apps", Read}, {RoleViewer, "revisions", Read}, {RoleViewer, "events", Read}, {RoleViewer, "logs", Read},
-	{RoleViewer, "tenant", Read}, {RoleViewer, "quota", Read},
+	{RoleViewer, "tenant", Read}, {RoleViewer, "quota", Read}, {RoleViewer, "leases", Read},
 }
 
 // ValidRole reports whether role can be granted in a tenant.
@@ -76,7 +76,9 @@ func ValidRole(role string) bool {
 // Authorizer answers "may subject do action on object in tenant?" from the
 // casbin policy in etcd, reloaded whenever it changes (on every instance).
 type Authorizer struct {
-	Tokens   *Tokens
+	Tokens *Tokens
+	// Trust says which tenants may deploy raw commands (nil: none but admins).
+	Trust    TenantTrust
 	enforcer *casbin.SyncedEnforcer
 	adapter  *adapter
 	mirrors  []*etcdmirror.Mirror
@@ -153,9 +155,12 @@ func (a *Authorizer) revocations(kvs map[string][]byte) {
 	a.Tokens.setRevoked(ids)
 }
 
-// Allowed reports whether subject may do action on object in tenant (Platform
-// for platform-wide objects).
-func (a *Authorizer) Allowed(subject, tenant, object, action string) bool {
+// scopedMatcher is the model's matcher without the platform-wide grants: a
+// token scoped to a tenant gets only the roles its subject holds there.
+const scopedMatcher = `g(r.sub, p.sub, r.dom) && (p.obj == "*" || r.obj == p.obj) && (p.act == "*" || r.act == p.act)`
+
+// allowed evaluates the policy for an unscoped subject.
+func (a *Authorizer) allowed(subject, tenant, object, action string) bool {
 	ok, err := a.enforcer.Enforce(subject, tenant, object, action)
 	if err != nil {
 		a.log.Error("policy evaluation failed", "err", err)
@@ -164,9 +169,151 @@ func (a *Authorizer) Allowed(subject, tenant, object, action string) bool {
 	return ok
 }
 
-// IsAdmin reports whether subject is a platform admin.
-func (a *Authorizer) IsAdmin(subject string) bool {
-	return a.Allowed(subject, Platform, "tenants", Write)
+// Decide is the one decision point: may p do r? nil means yes; otherwise an
+// error wrapping ErrForbidden that says why. A lease capability may take
+// leases on its own revision only; a token scoped to a tenant gets its
+// subject's role in that tenant and nothing else; an unscoped token gets
+// every role its subject holds, the platform-wide admin role included.
+func (a *Authorizer) Decide(p Principal, r Request) error {
+	if r.Tenant == "" {
+		r.Tenant = Platform
+	}
+	deny := func(why string) error {
+		return fmt.Errorf("%w: %s may not %s %s in %s%s", ErrForbidden, p, r.Action, r.Object, tenantLabel(r.Tenant), why)
+	}
+	if p.Revision != nil {
+		if r.Object == "leases" && r.Action == Write && *p.Revision == (RevisionRef{r.Tenant, r.App, r.Revision}) {
+			return nil
+		}
+		return deny("")
+	}
+	if p.Subject == "" {
+		return deny("")
+	}
+	if p.Tenant != "" {
+		if r.Tenant != p.Tenant {
+			return deny(": the token is scoped to tenant " + p.Tenant)
+		}
+		ok, err := a.enforcer.EnforceWithMatcher(scopedMatcher, p.Subject, r.Tenant, r.Object, r.Action)
+		if err != nil {
+			a.log.Error("policy evaluation failed", "err", err)
+			return deny("")
+		}
+		if !ok {
+			return deny("")
+		}
+		return nil
+	}
+	if !a.allowed(p.Subject, r.Tenant, r.Object, r.Action) {
+		return deny("")
+	}
+	return nil
+}
+
+func tenantLabel(t string) string {
+	if t == Platform {
+		return "the platform"
+	}
+	return "tenant " + t
+}
+
+// IsAdmin reports whether p has a platform admin's rights: an unscoped token
+// of an admin subject.
+func (a *Authorizer) IsAdmin(p Principal) bool {
+	return p.Tenant == "" && p.Revision == nil && p.Subject != "" && a.isAdminSubject(p.Subject)
+}
+
+func (a *Authorizer) isAdminSubject(subject string) bool {
+	return a.allowed(subject, Platform, "tenants", Write)
+}
+
+// rank orders roles: a member may hand out roles up to its own.
+func rank(role string) int {
+	switch role {
+	case RoleViewer:
+		return 1
+	case RoleDeployer:
+		return 2
+	case RoleOwner:
+		return 3
+	case RoleAdmin:
+		return 4
+	}
+	return 0
+}
+
+// GrantAs gives subject a role in tenant on p's behalf: p must be allowed to
+// manage the tenant's members (a platform admin, or an owner) and may not
+// grant a role above its own.
+func (a *Authorizer) GrantAs(p Principal, subject, role, tenant string) error {
+	if err := a.Decide(p, Request{Tenant: tenant, Object: "members", Action: Write}); err != nil {
+		return err
+	}
+	if !ValidRole(role) {
+		return fmt.Errorf("%w: role %q: want owner, deployer or viewer", ErrInvalid, role)
+	}
+	if !a.IsAdmin(p) {
+		if mine := a.RoleIn(p.Subject, tenant); rank(role) > rank(mine) {
+			return fmt.Errorf("%w: %s is %s of tenant %s and cannot grant the role %s", ErrForbidden, p, mine, tenant, role)
+		}
+	}
+	return a.Grant(subject, role, tenant)
+}
+
+// IssueAs mints a token on p's behalf. A platform admin mints for any
+// subject, scoped to a tenant or not. Anyone else mints only tokens scoped to
+// a tenant where p may write tokens (its owners), for a member of that tenant
+// whose role is not above p's own, and never for a platform admin.
+func (a *Authorizer) IssueAs(p Principal, subject, tenant string, ttl time.Duration) (string, Claims, error) {
+	if !a.IsAdmin(p) {
+		if tenant == "" {
+			return "", Claims{}, fmt.Errorf("%w: only a platform admin mints unscoped tokens; name the tenant the token is for in \"tenant\"", ErrForbidden)
+		}
+		if err := a.Decide(p, Request{Tenant: tenant, Object: "tokens", Action: Write}); err != nil {
+			return "", Claims{}, err
+		}
+		if a.isAdminSubject(subject) {
+			return "", Claims{}, fmt.Errorf("%w: %s is a platform admin; only a platform admin mints its tokens", ErrForbidden, subject)
+		}
+		role := a.RoleIn(subject, tenant)
+		if role == "" {
+			return "", Claims{}, fmt.Errorf("%w: %s is not a member of tenant %s", ErrForbidden, subject, tenant)
+		}
+		if mine := a.RoleIn(p.Subject, tenant); rank(role) > rank(mine) {
+			return "", Claims{}, fmt.Errorf("%w: %s is %s of tenant %s and %s is %s", ErrForbidden, p, mine, tenant, subject, role)
+		}
+	}
+	return a.Tokens.Issue(subject, tenant, ttl)
+}
+
+// TenantTrust tells whether a platform admin allowed a tenant to deploy raw
+// commands on the process runtime (tenants.Store).
+type TenantTrust interface {
+	CommandsAllowed(ctx context.Context, tenant string) (bool, error)
+}
+
+// MayDeployCommand decides whether the caller in ctx may deploy a raw command
+// into tenant: on the process runtime a command runs on the platform's own
+// machine, so it is a platform admin's right, which an admin may extend to a
+// trusted tenant (allow_commands). Others deploy images from the catalog.
+func (a *Authorizer) MayDeployCommand(ctx context.Context, tenant string) error {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return fmt.Errorf("%w: no caller to authorise a command", ErrForbidden)
+	}
+	if a.IsAdmin(p) {
+		return nil
+	}
+	if a.Trust != nil {
+		allowed, err := a.Trust.CommandsAllowed(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		if allowed {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: deploying a command runs it on the platform's machine: a platform admin's right, not granted to tenant %s; deploy an image from the catalog (GET /api/v1/images), or ask an admin to allow commands for the tenant", ErrForbidden, tenant)
 }
 
 // Grant gives subject a role in tenant, replacing any role it had there.

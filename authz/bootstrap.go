@@ -35,7 +35,7 @@ func Bootstrap(ctx context.Context, cli *clientv3.Client, prefix string, a *Auth
 	if err := a.Grant(BootstrapSubject, RoleAdmin, Platform); err != nil {
 		return "", err
 	}
-	token, _, err := a.Tokens.Issue(BootstrapSubject, 365*24*time.Hour)
+	token, _, err := a.Tokens.Issue(BootstrapSubject, "", 365*24*time.Hour)
 	if err != nil {
 		return "", err
 	}

@@ -2,8 +2,9 @@
 // signed by the platform (golang-jwt v5, algorithm and key pinned), a
 // revocation list by token id, and roles in casbin (RBAC with domains, domain =
 // tenant) kept in etcd and reloaded on change, so a role granted or revoked
-// takes effect without new tokens. Tokens carry who you are, never what you
-// may do.
+// takes effect without new tokens. Tokens carry who you are and, when a
+// tenant's owner minted them, the one tenant they are good for; never what
+// you may do.
 package authz
 
 import (
@@ -39,10 +40,18 @@ var (
 	ErrInvalid         = errors.New("authz: invalid")
 )
 
-// Claims are what a token says: its subject, validity and id. Roles are looked
-// up at each request, never read from the token.
+// Claims are what a token says: its subject, validity, id and scope. Roles
+// are looked up at each request, never read from the token.
 type Claims struct {
 	jwt.RegisteredClaims
+	// Tenant binds the token to one tenant ("" = unscoped, minted by a
+	// platform admin only): see Principal.Tenant.
+	Tenant string `json:"tenant,omitempty"`
+}
+
+// Principal is who the token's bearer is.
+func (c Claims) Principal() Principal {
+	return Principal{Subject: c.Subject, Tenant: c.Tenant, TokenID: c.ID}
 }
 
 // Tokens signs and verifies tokens with one pinned algorithm and key: EdDSA
@@ -72,8 +81,9 @@ func NewHS256Tokens(secret []byte) (*Tokens, error) {
 	return &Tokens{method: jwt.SigningMethodHS256, sign: secret, verify: secret, revoked: map[string]time.Time{}, now: time.Now}, nil
 }
 
-// Issue signs a token for subject valid for ttl.
-func (t *Tokens) Issue(subject string, ttl time.Duration) (string, Claims, error) {
+// Issue signs a token for subject valid for ttl, scoped to tenant ("" =
+// unscoped). Who may ask for which is Authorizer.IssueAs's decision.
+func (t *Tokens) Issue(subject, tenant string, ttl time.Duration) (string, Claims, error) {
 	if subject == "" || len(subject) > 256 || strings.ContainsAny(subject, ",\n\r\t ") {
 		return "", Claims{}, fmt.Errorf("%w: subject must be 1-256 characters without spaces or commas", ErrInvalid)
 	}
@@ -87,7 +97,7 @@ func (t *Tokens) Issue(subject string, ttl time.Duration) (string, Claims, error
 		Issuer: Issuer, Subject: subject, ID: hex.EncodeToString(id),
 		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Second)),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}}
+	}, tenant}
 	s, err := jwt.NewWithClaims(t.method, c).SignedString(t.sign)
 	return s, c, err
 }

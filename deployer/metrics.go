@@ -59,3 +59,14 @@ func (metrics) observe(snap apps.Snapshot, sessions SessionCounter) {
 		replicasDesired.WithLabelValues(snap.App.Tenant, snap.App.Name).Set(float64(snap.App.Replicas))
 	}
 }
+
+// forget drops a deleted app's series, so labels of gone apps do not pile up.
+func (metrics) forget(a apps.App) {
+	l := prometheus.Labels{"tenant": a.Tenant, "app": a.Name}
+	for _, v := range []*prometheus.GaugeVec{replicasDesired, replicasActual, revisionSessions} {
+		v.DeletePartialMatch(l)
+	}
+	for _, v := range []*prometheus.CounterVec{rollouts, retirements} {
+		v.DeletePartialMatch(l)
+	}
+}

@@ -35,12 +35,14 @@ type world struct {
 	dir    string
 	marker string
 	bin    string
-	ref    apps.Ref
+	// supervisor is the process runtime's discovery-supervisor binary.
+	supervisor string
+	ref        apps.Ref
 }
 
 func newWorld(t *testing.T, spec apps.AppSpec) *world {
 	e := etcdtest.Start(t)
-	w := &world{t: t, dir: t.TempDir(), marker: proctest.Marker(t), bin: build.Binary(t)}
+	w := &world{t: t, dir: t.TempDir(), marker: proctest.Marker(t), bin: build.Binary(t), supervisor: build.Supervisor(t)}
 	t.Cleanup(func() { proctest.KillAll(w.marker) })
 	w.svc = &apps.Service{Store: apps.NewStore(e.Client, "/t")}
 	w.openRuntime()
@@ -53,8 +55,10 @@ func newWorld(t *testing.T, spec apps.AppSpec) *world {
 // openRuntime (re)opens the process runtime and a reconciler on it, as a
 // platform start does.
 func (w *world) openRuntime() {
+	// The marker goes in the replicas' environment by hand: they inherit
+	// nothing of the platform's, and it is how proctest finds them.
 	rt, err := process.New(process.Config{StateDir: w.dir, ProbeInterval: 50 * time.Millisecond,
-		Env: append(os.Environ(), w.marker)})
+		Supervisor: w.supervisor, Env: append(process.DefaultEnv(), w.marker)})
 	require.NoError(w.t, err)
 	w.t.Cleanup(func() { _ = rt.Close() })
 	w.rt = rt

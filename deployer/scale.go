@@ -14,7 +14,7 @@ import (
 // scale starts missing replicas of starting and active revisions and stops
 // the replicas of revisions that should have none.
 func (s *syncer) scale() error {
-	allowed, err := s.replicaAllowance()
+	allowed, check, err := s.replicaAllowance()
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,13 @@ func (s *syncer) scale() error {
 		for n := len(live); n < want; n++ {
 			rec := apps.Replica{ID: apps.NewReplicaID(), Tenant: rev.Tenant, App: rev.App, Revision: rev.ID,
 				State: apps.ReplicaStarting, CreatedAt: s.now}
-			rec, err := s.r.store.PutReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaStarted, Message: "replica " + rec.ID + " starting"})
+			rec, err := s.r.store.CreateReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaStarted, Message: "replica " + rec.ID + " starting"}, check)
+			if errors.Is(err, tenants.ErrQuotaExceeded) {
+				// Another app of the tenant took the last places since we
+				// counted: the quota holds, whoever asked first.
+				s.capped(rev, want, n)
+				break
+			}
 			if err != nil {
 				return err
 			}
@@ -119,24 +125,26 @@ func (s *syncer) autoscale(rev apps.Revision, live []apps.Replica) Scale {
 	return dec
 }
 
-// replicaAllowance is how many more replicas the app's tenant may start.
-func (s *syncer) replicaAllowance() (int, error) {
+// replicaAllowance is how many more replicas the app's tenant may start, and
+// the check each new replica record makes in its own transaction (so
+// concurrent reconciles of a tenant's apps never overshoot its quota).
+func (s *syncer) replicaAllowance() (int, apps.QuotaCheck, error) {
 	if s.r.cfg.Quotas == nil {
-		return math.MaxInt, nil
+		return math.MaxInt, nil, nil
 	}
 	q, err := s.r.cfg.Quotas.Quota(s.ctx, s.snap.App.Tenant)
 	if errors.Is(err, tenants.ErrNotFound) {
-		return math.MaxInt, nil
+		return math.MaxInt, nil, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	s.keep = q.MaxRevisions
-	have, err := s.r.store.CountReplicas(s.ctx, s.snap.App.Tenant)
+	u, err := s.r.store.Usage(s.ctx, s.snap.App.Tenant)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return apps.ReplicasAllowed(q, have), nil
+	return apps.ReplicasAllowed(q, u.Replicas), apps.ReplicaCheck(q), nil
 }
 
 // capped logs, at most once a minute per app, that the quota held a revision

@@ -233,8 +233,12 @@ func (s *syncer) finishDeletion() (bool, error) {
 			return false, nil
 		}
 	}
+	if err := s.r.store.DeleteAppData(s.ctx, s.snap); err != nil {
+		return false, err
+	}
 	s.r.log.Info("app deleted", "tenant", s.snap.App.Tenant, "app", s.snap.App.Name)
-	return true, s.r.store.DeleteAppData(s.ctx, s.snap.App)
+	s.r.metrics.forget(s.snap.App)
+	return true, nil
 }
 
 // trimHistory keeps the newest KeepRevisions terminal revisions with no

@@ -118,7 +118,7 @@ func (f *fixture) addReplica(id, addr string, state apps.ReplicaState) apps.Repl
 	r, err := f.store.PutReplica(context.Background(), apps.Replica{ID: id, Tenant: "default", App: "arena", Revision: f.rev.ID, State: state, Address: addr}, nil)
 	require.NoError(f.t, err)
 	require.Eventually(f.t, func() bool {
-		rt, ok, _ := f.routes.Lookup("default", "arena", f.rev.ID, id)
+		rt, ok := f.routes.Lookup("default", "arena", f.rev.ID, id)
 		return ok && rt.State == state && rt.Stopping == r.Stop
 	}, 10*time.Second, 10*time.Millisecond)
 	return r
@@ -158,26 +158,31 @@ func TestGatewayProxiesHTTPWithPrefixStripped(t *testing.T) {
 	assert.Equal(t, "/", body["path"])
 }
 
-func TestGatewayAnswers404And410NeverAnotherReplica(t *testing.T) {
+// TestGatewayAnswers410AlikeNeverAnotherReplica: a gone replica, a replica
+// that never existed and an app that never existed get the same answer, so
+// the gateway tells nobody which tenants and apps exist (finding 8).
+func TestGatewayAnswers410AlikeNeverAnotherReplica(t *testing.T) {
 	f := newFixture(t, 0)
 	be := backend(t)
 	rec := f.addReplica("aaaaaa", be.Listener.Addr().String(), apps.ReplicaReady)
 
-	code, body := getJSON(t, f.gw.URL+"/s/default/nope/"+f.rev.ID+"/aaaaaa/")
-	assert.Equal(t, 404, code)
-	assert.Equal(t, "not_found", body["error"].(map[string]any)["code"])
-	code, _ = getJSON(t, f.gw.URL+"/elsewhere")
-	assert.Equal(t, 404, code)
-
-	code, body = getJSON(t, f.url("bbbbbb", "/"))
-	assert.Equal(t, 410, code, "a known app without that replica: gone")
-	assert.Equal(t, "gone", body["error"].(map[string]any)["code"])
-	assert.Equal(t, "/api/v1/tenants/default/apps/arena/endpoint", body["get_endpoint"])
+	for _, c := range []struct{ path, app string }{
+		{"/s/default/nope/" + f.rev.ID + "/aaaaaa/", "nope"},
+		{"/s/ghost-tenant/arena/" + f.rev.ID + "/aaaaaa/", "arena"},
+		{strings.TrimPrefix(f.url("bbbbbb", "/"), f.gw.URL), "arena"},
+	} {
+		code, body := getJSON(t, f.gw.URL+c.path)
+		assert.Equal(t, 410, code, c.path)
+		assert.Equal(t, "gone", body["error"].(map[string]any)["code"], c.path)
+		assert.Contains(t, body["get_endpoint"], "/apps/"+c.app+"/endpoint", c.path)
+	}
+	code, _ := getJSON(t, f.gw.URL+"/elsewhere")
+	assert.Equal(t, 404, code, "a path that is no endpoint URL at all")
 
 	rec.Stop = true
 	_, err := f.store.PutReplica(context.Background(), rec, nil)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { rt, _, _ := f.routes.Lookup("default", "arena", f.rev.ID, "aaaaaa"); return rt.Stopping }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { rt, _ := f.routes.Lookup("default", "arena", f.rev.ID, "aaaaaa"); return rt.Stopping }, 5*time.Second, 10*time.Millisecond)
 	code, _ = getJSON(t, f.url("aaaaaa", "/"))
 	assert.Equal(t, 410, code, "a replica being stopped takes no new traffic")
 }
@@ -296,33 +301,30 @@ func TestCountsVanishWithADeadGatewaysLease(t *testing.T) {
 
 func TestHoldsKeepARevisionBusy(t *testing.T) {
 	f := newFixture(t, 0)
-	holds := endpoint.NewHolds(f.cli, prefix)
+	holds := f.store
 	ctx := context.Background()
 	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Known }, 5*time.Second, 10*time.Millisecond)
 
-	_, err := holds.Create(ctx, endpoint.Hold{Tenant: "default", App: "arena", Revision: f.rev.ID, TTL: apps.Duration(time.Millisecond)})
-	assert.ErrorIs(t, err, apps.ErrInvalid)
-
-	h, err := holds.Create(ctx, endpoint.Hold{Tenant: "default", App: "arena", Revision: f.rev.ID, Replica: "aaaaaa", TTL: apps.Duration(2 * time.Second)})
+	h, err := holds.CreateLease(ctx, apps.LeaseRequest{Tenant: "default", App: "arena", Revision: f.rev.ID, Replica: "aaaaaa", TTL: apps.Duration(2 * time.Second)}, 10)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return f.sessions.Revision("default", "arena", f.rev.ID).Count == 1 && f.sessions.Load(f.ref("aaaaaa")) == 1
 	}, 5*time.Second, 10*time.Millisecond)
-	_, err = holds.KeepAlive(ctx, h.ID)
+	_, err = holds.KeepLease(ctx, h.ID)
 	require.NoError(t, err)
 	wrong := h.ID[:len(h.ID)-1] + "0"
 	if strings.HasSuffix(h.ID, "0") {
 		wrong = h.ID[:len(h.ID)-1] + "1"
 	}
-	_, err = holds.KeepAlive(ctx, wrong)
+	_, err = holds.KeepLease(ctx, wrong)
 	assert.ErrorIs(t, err, apps.ErrNotFound, "a wrong secret finds nothing")
-	require.NoError(t, holds.Release(ctx, h.ID))
+	require.NoError(t, holds.ReleaseLease(ctx, h.ID))
 	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Count == 0 }, 5*time.Second, 10*time.Millisecond)
-	_, err = holds.KeepAlive(ctx, h.ID)
+	_, err = holds.KeepLease(ctx, h.ID)
 	assert.ErrorIs(t, err, apps.ErrNotFound)
 
 	// A hold nobody keeps alive expires on its own.
-	_, err = holds.Create(ctx, endpoint.Hold{Tenant: "default", App: "arena", Revision: f.rev.ID, TTL: apps.Duration(time.Second)})
+	_, err = holds.CreateLease(ctx, apps.LeaseRequest{Tenant: "default", App: "arena", Revision: f.rev.ID, TTL: apps.Duration(time.Second)}, 10)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Count == 1 }, 5*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return f.sessions.Revision("default", "arena", f.rev.ID).Count == 0 }, 10*time.Second, 50*time.Millisecond)
@@ -413,7 +415,7 @@ func TestRoutesCatchUpSeesEveryCommittedWrite(t *testing.T) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		require.NoError(t, f.routes.CatchUp(cctx))
 		cancel()
-		_, ok, _ := f.routes.Lookup("default", "arena", f.rev.ID, id)
+		_, ok := f.routes.Lookup("default", "arena", f.rev.ID, id)
 		require.True(t, ok, "replica %s written before CatchUp is in the table after it", id)
 	}
 }

@@ -19,7 +19,7 @@ import (
 
 // RouteLookup is the read-only route table the gateway needs.
 type RouteLookup interface {
-	Lookup(tenant, app, rev, replica string) (rt Route, ok, known bool)
+	Lookup(tenant, app, rev, replica string) (rt Route, ok bool)
 	// CatchUp returns once the table reflects every write etcd has committed
 	// (see catchup.go); the gateway asks before it calls a replica gone.
 	CatchUp(ctx context.Context) error
@@ -44,7 +44,8 @@ const PathPrefix = "/s/"
 // stripped. WebSocket (and any Upgrade) sessions are handed to the Splicer and
 // counted per replica while open; plain HTTP goes through httputil.ReverseProxy.
 // It never sends a request to any replica but the pinned one: a replica that is
-// gone answers 410, an unknown app 404.
+// gone answers 410, and so does one that never existed, of whatever app or
+// tenant: the answer tells nobody which apps exist.
 type Gateway struct {
 	routes  RouteLookup
 	counter *Counter
@@ -150,23 +151,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no route: endpoint URLs look like /s/{tenant}/{app}/{revision}/{replica}/", nil)
 		return
 	}
-	route, found, known := g.routes.Lookup(t, a, rev, rep)
+	route, found := g.routes.Lookup(t, a, rev, rep)
 	if (!found || !route.Routable()) && !gone(route, found) {
 		// Perhaps not gone but new: another instance handed out a replica
 		// this table has not heard of yet. Look again once caught up.
 		ctx, cancel := context.WithTimeout(r.Context(), catchUpWait)
 		if err := g.routes.CatchUp(ctx); err == nil {
-			route, found, known = g.routes.Lookup(t, a, rev, rep)
+			route, found = g.routes.Lookup(t, a, rev, rep)
 		} else {
 			g.log.Debug("route table could not catch up; answering from memory", "tenant", t, "app", a, "revision", rev, "replica", rep, "err", err)
 		}
 		cancel()
 	}
 	if !found || !route.Routable() {
-		if !known {
-			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no app %s/%s", t, a), nil)
-			return
-		}
 		hint := g.APIBase + fmt.Sprintf("/api/v1/tenants/%s/apps/%s/endpoint", t, a)
 		writeError(w, http.StatusGone, "gone", fmt.Sprintf("replica %s of %s/%s revision %s is gone; call get-endpoint again for a new endpoint", rep, t, a, rev),
 			map[string]string{"get_endpoint": hint})

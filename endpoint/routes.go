@@ -171,14 +171,10 @@ func (r *Routes) build() *routeSnapshot {
 
 func routeKey(t, a, rev, rep string) string { return t + "/" + a + "/" + rev + "/" + rep }
 
-// Lookup finds the route an endpoint URL pins. known reports whether the app
-// exists: a known app with no such route means the replica is gone (410), an
-// unknown app means the URL never led anywhere (404).
-func (r *Routes) Lookup(tenant, app, rev, replica string) (rt Route, ok, known bool) {
-	s := r.snap.Load()
-	rt, ok = s.replicas[routeKey(tenant, app, rev, replica)]
-	_, known = s.apps[apps.Ref{Tenant: tenant, App: app}]
-	return rt, ok, known
+// Lookup finds the route an endpoint URL pins.
+func (r *Routes) Lookup(tenant, app, rev, replica string) (rt Route, ok bool) {
+	rt, ok = r.snap.Load().replicas[routeKey(tenant, app, rev, replica)]
+	return rt, ok
 }
 
 // App returns what the table knows of one app.

@@ -4,16 +4,10 @@
 package tenants
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"regexp"
-	"strings"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Default is the tenant that exists from the first start.
@@ -39,10 +33,63 @@ type Quota struct {
 	// MaxCPUMillis and MaxMemoryMB bound one replica's resource request.
 	MaxCPUMillis int `json:"max_cpu_millis"`
 	MaxMemoryMB  int `json:"max_memory_mb"`
+	// MaxLeasesPerRevision bounds the app-held leases one revision may hold.
+	MaxLeasesPerRevision int `json:"max_leases_per_revision"`
+	// MaxStoredBytes bounds what the tenant's revision specs (image, command,
+	// env) occupy in the platform's store, summed over every revision kept.
+	MaxStoredBytes int64 `json:"max_stored_bytes"`
 }
 
-// DefaultQuota is a new tenant's quota.
-var DefaultQuota = Quota{MaxApps: 20, MaxReplicas: 50, MaxRevisions: 10, MaxCPUMillis: 4000, MaxMemoryMB: 8192}
+// DefaultQuota is a new tenant's quota. A quota stored before a field
+// existed reads that field's default (see normalize).
+var DefaultQuota = Quota{MaxApps: 20, MaxReplicas: 50, MaxRevisions: 10, MaxCPUMillis: 4000, MaxMemoryMB: 8192,
+	MaxLeasesPerRevision: 100, MaxStoredBytes: 4 << 20}
+
+// Upper bounds of quota fields.
+const (
+	MaxLeasesPerRevisionLimit = 10_000
+	MaxStoredBytesLimit       = 1 << 30
+)
+
+// normalize gives fields a stored quota lacks their defaults.
+func (q *Quota) normalize() {
+	if q.MaxLeasesPerRevision == 0 {
+		q.MaxLeasesPerRevision = DefaultQuota.MaxLeasesPerRevision
+	}
+	if q.MaxStoredBytes == 0 {
+		q.MaxStoredBytes = DefaultQuota.MaxStoredBytes
+	}
+}
+
+// QuotaPatch changes some fields of a quota; absent fields keep their value.
+type QuotaPatch struct {
+	MaxApps              *int   `json:"max_apps,omitempty"`
+	MaxReplicas          *int   `json:"max_replicas,omitempty"`
+	MaxRevisions         *int   `json:"max_revisions,omitempty"`
+	MaxCPUMillis         *int   `json:"max_cpu_millis,omitempty"`
+	MaxMemoryMB          *int   `json:"max_memory_mb,omitempty"`
+	MaxLeasesPerRevision *int   `json:"max_leases_per_revision,omitempty"`
+	MaxStoredBytes       *int64 `json:"max_stored_bytes,omitempty"`
+}
+
+// Apply returns q with the patch's fields.
+func (p QuotaPatch) Apply(q Quota) Quota {
+	set := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&q.MaxApps, p.MaxApps)
+	set(&q.MaxReplicas, p.MaxReplicas)
+	set(&q.MaxRevisions, p.MaxRevisions)
+	set(&q.MaxCPUMillis, p.MaxCPUMillis)
+	set(&q.MaxMemoryMB, p.MaxMemoryMB)
+	set(&q.MaxLeasesPerRevision, p.MaxLeasesPerRevision)
+	if p.MaxStoredBytes != nil {
+		q.MaxStoredBytes = *p.MaxStoredBytes
+	}
+	return q
+}
 
 // Validate checks a quota's numbers.
 func (q Quota) Validate() error {
@@ -58,6 +105,12 @@ func (q Quota) Validate() error {
 	if q.MaxRevisions < 1 {
 		return fmt.Errorf("%w: quota max_revisions must be at least 1", ErrInvalid)
 	}
+	if q.MaxLeasesPerRevision < 1 || q.MaxLeasesPerRevision > MaxLeasesPerRevisionLimit {
+		return fmt.Errorf("%w: quota max_leases_per_revision %d out of range 1-%d", ErrInvalid, q.MaxLeasesPerRevision, MaxLeasesPerRevisionLimit)
+	}
+	if q.MaxStoredBytes < 1 || q.MaxStoredBytes > MaxStoredBytesLimit {
+		return fmt.Errorf("%w: quota max_stored_bytes %d out of range 1-%d", ErrInvalid, q.MaxStoredBytes, MaxStoredBytesLimit)
+	}
 	return nil
 }
 
@@ -67,6 +120,14 @@ type Tenant struct {
 	// Namespace is the Kubernetes namespace its replicas run in.
 	Namespace string `json:"namespace"`
 	Quota     Quota  `json:"quota"`
+	// AllowCommands lets the tenant deploy raw commands on the process
+	// runtime (they run on the platform's machine): a platform admin sets it
+	// for a trusted tenant only. Others deploy images from the catalog.
+	AllowCommands bool `json:"allow_commands,omitempty"`
+	// Seq is the tenant's number, unique and never reused: on the process
+	// runtime its replicas run as the uid <first replica uid> + Seq. 0 until
+	// allocated (tenants created before it existed get one on first use).
+	Seq int `json:"seq,omitempty"`
 	// Deleting is set by DELETE: its apps are retired, then the tenant goes.
 	Deleting  bool      `json:"deleting,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
@@ -81,145 +142,6 @@ var dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 func ValidName(name string, namespacePrefix string) error {
 	if name == "" || len(namespacePrefix+name) > 63 || !dns1123.MatchString(name) {
 		return fmt.Errorf("%w: tenant name %q must be a DNS-1123 label of at most %d characters", ErrInvalid, name, 63-len(namespacePrefix))
-	}
-	return nil
-}
-
-// Store keeps tenants in etcd under {prefix}/tenants/{name}.
-type Store struct {
-	cli             *clientv3.Client
-	prefix          string
-	namespacePrefix string
-}
-
-// NewStore returns a tenant store; namespacePrefix maps a tenant to its
-// namespace ("discovery-" + "acme").
-func NewStore(cli *clientv3.Client, prefix, namespacePrefix string) *Store {
-	if prefix == "" {
-		prefix = "/discovery"
-	}
-	return &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), namespacePrefix: namespacePrefix}
-}
-
-func (s *Store) key(name string) string { return path.Join(s.prefix, "tenants", name) }
-
-// Namespace returns the namespace a tenant maps to.
-func (s *Store) Namespace(name string) string { return s.namespacePrefix + name }
-
-// Create stores a new tenant (ErrExists if taken).
-func (s *Store) Create(ctx context.Context, name string, q *Quota) (Tenant, error) {
-	if err := ValidName(name, s.namespacePrefix); err != nil {
-		return Tenant{}, err
-	}
-	t := Tenant{Name: name, Namespace: s.Namespace(name), Quota: DefaultQuota, CreatedAt: time.Now().UTC()}
-	if q != nil {
-		if err := q.Validate(); err != nil {
-			return Tenant{}, err
-		}
-		t.Quota = *q
-	}
-	val, _ := json.Marshal(t)
-	key := s.key(name)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(val))).Commit()
-	if err != nil {
-		return Tenant{}, fmt.Errorf("create tenant %s: %w", name, err)
-	}
-	if !resp.Succeeded {
-		return Tenant{}, fmt.Errorf("tenant %s: %w", name, ErrExists)
-	}
-	t.ModRevision = resp.Header.Revision
-	return t, nil
-}
-
-// Ensure creates a tenant with the default quota if it does not exist yet.
-func (s *Store) Ensure(ctx context.Context, name string) error {
-	_, err := s.Create(ctx, name, nil)
-	if errors.Is(err, ErrExists) {
-		return nil
-	}
-	return err
-}
-
-// Get reads one tenant.
-func (s *Store) Get(ctx context.Context, name string) (Tenant, error) {
-	resp, err := s.cli.Get(ctx, s.key(name))
-	if err != nil {
-		return Tenant{}, fmt.Errorf("get tenant %s: %w", name, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return Tenant{}, fmt.Errorf("tenant %s: %w", name, ErrNotFound)
-	}
-	var t Tenant
-	if err := json.Unmarshal(resp.Kvs[0].Value, &t); err != nil {
-		return Tenant{}, fmt.Errorf("decode tenant %s: %w", name, err)
-	}
-	t.ModRevision = resp.Kvs[0].ModRevision
-	return t, nil
-}
-
-// Exists reports whether a tenant exists.
-func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
-	resp, err := s.cli.Get(ctx, s.key(name), clientv3.WithCountOnly())
-	if err != nil {
-		return false, fmt.Errorf("get tenant %s: %w", name, err)
-	}
-	return resp.Count > 0, nil
-}
-
-// Quota returns a tenant's quota.
-func (s *Store) Quota(ctx context.Context, name string) (Quota, error) {
-	t, err := s.Get(ctx, name)
-	return t.Quota, err
-}
-
-// List returns every tenant sorted by name.
-func (s *Store) List(ctx context.Context) ([]Tenant, error) {
-	resp, err := s.cli.Get(ctx, path.Join(s.prefix, "tenants")+"/", clientv3.WithPrefix())
-	if err != nil {
-		return nil, fmt.Errorf("list tenants: %w", err)
-	}
-	out := make([]Tenant, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var t Tenant
-		if err := json.Unmarshal(kv.Value, &t); err != nil {
-			return nil, fmt.Errorf("decode tenant %s: %w", kv.Key, err)
-		}
-		t.ModRevision = kv.ModRevision
-		out = append(out, t)
-	}
-	return out, nil
-}
-
-// Update writes a tenant read earlier, if nobody changed it since.
-func (s *Store) Update(ctx context.Context, t Tenant) (Tenant, error) {
-	val, _ := json.Marshal(t)
-	key := s.key(t.Name)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", t.ModRevision)).
-		Then(clientv3.OpPut(key, string(val))).Commit()
-	if err != nil {
-		return Tenant{}, fmt.Errorf("update tenant %s: %w", t.Name, err)
-	}
-	if !resp.Succeeded {
-		return Tenant{}, fmt.Errorf("update tenant %s: %w", t.Name, ErrConflict)
-	}
-	t.ModRevision = resp.Header.Revision
-	return t, nil
-}
-
-// Delete removes a tenant record (once its apps are gone).
-func (s *Store) Delete(ctx context.Context, t Tenant) error {
-	key := s.key(t.Name)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", t.ModRevision)).
-		Then(clientv3.OpDelete(key)).Commit()
-	if err != nil {
-		return fmt.Errorf("delete tenant %s: %w", t.Name, err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("delete tenant %s: %w", t.Name, ErrConflict)
 	}
 	return nil
 }

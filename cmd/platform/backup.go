@@ -25,8 +25,14 @@ func backup(args []string) error {
 	out := fs.String("out", "", "snapshot file to write (required)")
 	dataDir := fs.String("data-dir", env("DISCOVERY_DATA_DIR", "./data"), "data dir of a running platform with an embedded etcd")
 	etcd := fs.String("etcd", env("DISCOVERY_ETCD", ""), "etcd endpoints (instead of the embedded one)")
+	var c Config
+	etcdTLSFlags(fs, &c)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	tlsCfg, err := etcdTLS(c)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
 	}
 	if *out == "" {
 		return errors.New("backup: --out FILE is required")
@@ -39,7 +45,7 @@ func backup(args []string) error {
 		}
 		endpoints = []string{u.Client}
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, TLS: tlsCfg, Logger: zap.NewNop()})
 	if err != nil {
 		return err
 	}
@@ -98,16 +104,12 @@ func restore(args []string) error {
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return err
 	}
-	peer, err := reuseOrFree("")
-	if err != nil {
-		return err
-	}
-	err = snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
+	err := snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
 		SnapshotPath:        *from,
 		Name:                "discovery",
 		OutputDataDir:       etcdDir,
-		PeerURLs:            []string{peer.String()},
-		InitialCluster:      "discovery=" + peer.String(),
+		PeerURLs:            []string{noPeerURL},
+		InitialCluster:      "discovery=" + noPeerURL,
 		InitialClusterToken: "etcd-cluster",
 	})
 	if err != nil {

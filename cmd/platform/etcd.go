@@ -1,26 +1,29 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/url"
 	"os"
-	"syscall"
+	"path/filepath"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
+// The embedded etcd accepts no connection a replica could make: its clients
+// reach it over a unix socket in <data-dir>/run/ (mode 0700, owned by the
+// platform's user), and it opens no peer listener (a single member needs
+// none). Loopback TCP would be open to every process on the machine, replicas
+// included, and etcd holds the signing key.
+
 // etcdURLs are the embedded member's addresses, kept beside its data
-// (<data-dir>/etcd.urls) so a restart reuses them when free: `platform
-// backup` finds the running member there, and clients of a previous process
-// (an old process draining its sessions during an upgrade) reconnect.
+// (<data-dir>/etcd.urls): `platform backup` finds the running member there.
 type etcdURLs struct {
 	Client string `json:"client"`
-	Peer   string `json:"peer"`
 }
 
 func urlsFile(dir string) string { return dir + ".urls" }
@@ -34,58 +37,70 @@ func readURLs(dir string) (etcdURLs, error) {
 	return u, json.Unmarshal(b, &u)
 }
 
-// startEmbeddedEtcd starts a single etcd member with its data in dir, on
-// loopback ports (the previous ones if still free), and returns it with its
-// client URL. It compacts its history hourly so a long-running install does
-// not grow without bound (the platform defragments it on a schedule:
-// etcdmaint). quota is its space quota in bytes (0: etcd's 2 GiB).
-func startEmbeddedEtcd(dir string, waitPorts time.Duration, quota int64) (*embed.Etcd, string, error) {
+// noPeerURL is the member's advertised peer URL, where nothing listens.
+const noPeerURL = "unix://discovery-no-peer"
+
+// maxSocketPath is the longest path a unix socket address takes on Linux
+// (sun_path is 108 bytes with its NUL).
+const maxSocketPath = 107
+
+// etcdSocket is the embedded member's client socket under dataDir: a
+// symbolic link to the socket of the process that runs the member now
+// (etcd-<pid>.sock). An in-place upgrade hands the member over: the new
+// process listens on a socket of its own and swings the link, so the old
+// process, whose etcd removes its socket file when it closes (sometimes
+// twice), can never remove the new one's; clients dial the link throughout.
+func etcdSocket(dataDir string) string { return filepath.Join(dataDir, "run", "etcd.sock") }
+
+// startEmbeddedEtcd starts a single etcd member with its data in
+// <dataDir>/etcd, serving clients on its unix socket only, and returns it with
+// its client URL. It compacts its history every 10 minutes so what tenants
+// write does not pile up in history (the platform defragments on a schedule:
+// etcdmaint). quota is its space quota in bytes (0: etcd's 2 GiB). waitFree
+// bounds how long it waits for a previous process (an in-place upgrade) to
+// close the member first.
+func startEmbeddedEtcd(dataDir string, waitFree time.Duration, quota int64) (*embed.Etcd, string, error) {
+	dir := filepath.Join(dataDir, "etcd")
+	sock := etcdSocket(dataDir)
+	if len(sock) > maxSocketPath {
+		return nil, "", fmt.Errorf("the etcd socket path %s is longer than %d bytes: choose a shorter --data-dir", sock, maxSocketPath)
+	}
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		return nil, "", err
+	}
+	// An older directory may have been made with a looser mode.
+	if err := os.Chmod(filepath.Dir(sock), 0o700); err != nil {
+		return nil, "", err
+	}
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.Name = "discovery"
 	// etcd's own log goes to a file beside its data: on shutdown it reports
 	// closed listeners as errors, which would only alarm an operator.
 	cfg.LogLevel = "warn"
-	cfg.LogOutputs = []string{dir + ".log"}
+	cfg.LogOutputs = []string{filepath.Join(filepath.Dir(sock), "etcd.log")}
 	cfg.AutoCompactionMode = "periodic"
-	cfg.AutoCompactionRetention = "1h"
+	cfg.AutoCompactionRetention = "10m"
 	cfg.TickMs, cfg.ElectionMs = 50, 500
 	cfg.QuotaBackendBytes = quota
-	prev, err := readURLs(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, "", err
-	}
-	// During an upgrade the old process still holds the ports (and the data
-	// dir's lock) for a moment: wait for them, so clients of the old process
-	// reconnect to the same address.
-	for deadline := time.Now().Add(waitPorts); time.Now().Before(deadline) && !free(prev.Client); {
+	client := url.URL{Scheme: "unix", Path: sock}
+	own := filepath.Join(filepath.Dir(sock), fmt.Sprintf("etcd-%d.sock", os.Getpid()))
+	listen := url.URL{Scheme: "unix", Path: own}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{listen}, []url.URL{client}
+	// No peer listener. The advertised peer URL only names the member in
+	// its own cluster configuration; nothing listens there.
+	peer, _ := url.Parse(noPeerURL)
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = nil, []url.URL{*peer}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	// During an upgrade the old process still serves on the socket (and
+	// holds the data dir's lock) for a moment: wait until it has let go, so
+	// its clients reconnect to this member.
+	for deadline := time.Now().Add(waitFree); time.Now().Before(deadline) && serving(sock); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	// A port found free may be taken before etcd binds it (by another
-	// listener or an outgoing connection's ephemeral port): then fresh
-	// ports are picked, a few times, instead of failing the start.
-	var (
-		e            *embed.Etcd
-		client, peer url.URL
-	)
-	for attempt := 1; ; attempt++ {
-		if client, err = reuseOrFree(prev.Client); err != nil {
-			return nil, "", err
-		}
-		if peer, err = reuseOrFree(prev.Peer); err != nil {
-			return nil, "", err
-		}
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-		e, err = embed.StartEtcd(cfg)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) || attempt == bindAttempts {
-			return nil, "", err
-		}
-		prev = etcdURLs{}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, "", err
 	}
 	select {
 	case <-e.Server.ReadyNotify():
@@ -96,7 +111,15 @@ func startEmbeddedEtcd(dir string, waitPorts time.Duration, quota int64) (*embed
 		e.Close()
 		return nil, "", fmt.Errorf("not ready within 60s")
 	}
-	b, _ := json.Marshal(etcdURLs{Client: client.String(), Peer: peer.String()})
+	if err := os.Chmod(own, 0o600); err != nil {
+		e.Close()
+		return nil, "", err
+	}
+	if err := swingLink(own, sock); err != nil {
+		e.Close()
+		return nil, "", err
+	}
+	b, _ := json.Marshal(etcdURLs{Client: client.String()})
 	if err := os.WriteFile(urlsFile(dir), b, 0o600); err != nil {
 		e.Close()
 		return nil, "", err
@@ -104,45 +127,50 @@ func startEmbeddedEtcd(dir string, waitPorts time.Duration, quota int64) (*embed
 	return e, client.String(), nil
 }
 
-// free reports whether the URL's port can be bound now ("" counts as free).
-func free(rawURL string) bool {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" {
-		return true
+// swingLink points the link at sock to own, atomically, and removes the
+// sockets of earlier processes nothing serves on any more (a process killed
+// with SIGKILL leaves its file behind).
+func swingLink(own, link string) error {
+	tmp := link + ".new"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(filepath.Base(own), tmp); err != nil {
+		return err
 	}
-	l, err := net.Listen("tcp", u.Host)
+	if err := os.Rename(tmp, link); err != nil {
+		return err
+	}
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(link), "etcd-*.sock"))
+	for _, o := range old {
+		if o != own && !serving(o) {
+			_ = os.Remove(o)
+		}
+	}
+	return nil
+}
+
+// serving reports whether something accepts connections on the socket.
+func serving(sock string) bool {
+	c, err := net.DialTimeout("unix", sock, time.Second)
 	if err != nil {
 		return false
 	}
-	l.Close()
+	c.Close()
 	return true
 }
 
-// bindAttempts bounds how often the embedded member tries fresh ports.
-const bindAttempts = 5
-
-// pickPort returns a loopback port the kernel reports free; a variable so a
-// test can hand out a taken one.
-var pickPort = func() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// etcdTLS is the client TLS of an external etcd (--etcd-cert, --etcd-key,
+// --etcd-ca); nil when none is given.
+func etcdTLS(c Config) (*tls.Config, error) {
+	if c.EtcdCert == "" && c.EtcdKey == "" && c.EtcdCA == "" {
+		return nil, nil
+	}
+	if (c.EtcdCert == "") != (c.EtcdKey == "") {
+		return nil, fmt.Errorf("--etcd-cert and --etcd-key go together")
+	}
+	info := transport.TLSInfo{CertFile: c.EtcdCert, KeyFile: c.EtcdKey, TrustedCAFile: c.EtcdCA}
+	cfg, err := info.ClientConfig()
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("etcd client TLS: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// reuseOrFree returns prev if its port can be bound now, else a free port.
-func reuseOrFree(prev string) (url.URL, error) {
-	if u, err := url.Parse(prev); err == nil && u.Host != "" {
-		if l, err := net.Listen("tcp", u.Host); err == nil {
-			l.Close()
-			return *u, nil
-		}
-	}
-	addr, err := pickPort()
-	if err != nil {
-		return url.URL{}, err
-	}
-	return url.URL{Scheme: "http", Host: addr}, nil
+	return cfg, nil
 }

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -115,29 +116,45 @@ type Config struct {
 	GatewayAddr string
 	// MetricsAddr, when set, serves /metrics on a listener of its own, in
 	// any role (the API also serves it on Addr; a gateway has no other).
-	MetricsAddr     string
-	PublicURL       string
-	APIURL          string
-	Instance        string
-	DataDir         string
-	ReplicaDir      string
-	Etcd            []string
-	EtcdPrefix      string
-	Runtime         string
-	Kubeconfig      string
-	NamespacePrefix string
-	JWTSecretFile   string
-	EndpointRate    float64
-	EndpointBurst   int
-	StaleWindow     time.Duration
-	DrainTimeout    time.Duration
-	HeaderTimeout   time.Duration
-	PerAddress      int
-	PerTenant       int
-	ReservationsPer int
-	ProbeInterval   time.Duration
-	Resync          time.Duration
-	LogLevel        string
+	MetricsAddr string
+	PublicURL   string
+	APIURL      string
+	Instance    string
+	DataDir     string
+	ReplicaDir  string
+	Etcd        []string
+	EtcdPrefix  string
+	// EtcdCert, EtcdKey and EtcdCA are the client TLS of an external etcd.
+	EtcdCert, EtcdKey, EtcdCA string
+	Runtime                   string
+	Kubeconfig                string
+	NamespacePrefix           string
+	JWTSecretFile             string
+	EndpointRate              float64
+	EndpointBurst             int
+	StaleWindow               time.Duration
+	DrainTimeout              time.Duration
+	HeaderTimeout             time.Duration
+	PerAddress                int
+	PerTenant                 int
+	ReservationsPer           int
+	// TenantWriteRate and TenantWriteBurst bound each tenant's management
+	// writes, in bytes per second (body + 1 KiB per write); 0 = unbounded.
+	TenantWriteRate  float64
+	TenantWriteBurst int
+	ProbeInterval    time.Duration
+	// ReplicaUIDs is the uid range tenants' replicas run in on the process
+	// runtime (tenant number n runs as First+n, its gid the same); zero
+	// means replicas run as the platform's own user.
+	ReplicaUIDs uidRange
+	// ReplicaEnv is added to every replica's environment (an operator's
+	// base, e.g. TZ); never the platform's own environment.
+	ReplicaEnv []string
+	// Supervisor is the discovery-supervisor binary the process runtime
+	// starts beside each replica ("" = beside this binary, else in $PATH).
+	Supervisor string
+	Resync     time.Duration
+	LogLevel   string
 	// TLSCert and TLSKey (PEM files, reloaded on change) serve the API and
 	// the gateway over HTTPS/WSS; both empty serves plain HTTP.
 	TLSCert string
@@ -215,6 +232,13 @@ func envBool(name string, def bool) bool {
 	return def
 }
 
+// etcdTLSFlags are the client TLS flags of an external etcd.
+func etcdTLSFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.EtcdCert, "etcd-cert", env("DISCOVERY_ETCD_CERT", ""), "client certificate (PEM) for an external --etcd that requires client-certificate TLS (env DISCOVERY_ETCD_CERT)")
+	fs.StringVar(&c.EtcdKey, "etcd-key", env("DISCOVERY_ETCD_KEY", ""), "private key (PEM) of --etcd-cert (env DISCOVERY_ETCD_KEY)")
+	fs.StringVar(&c.EtcdCA, "etcd-ca", env("DISCOVERY_ETCD_CA", ""), "CA (PEM) that signed the external etcd's server certificate (env DISCOVERY_ETCD_CA)")
+}
+
 // ParseFlags reads flags; each has an environment variable as its default.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("platform", flag.ContinueOnError)
@@ -230,6 +254,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.DataDir, "data-dir", env("DISCOVERY_DATA_DIR", "./data"), "data directory: embedded etcd, replica state and logs (env DISCOVERY_DATA_DIR)")
 	fs.StringVar(&c.ReplicaDir, "replica-dir", env("DISCOVERY_REPLICA_DIR", ""), "process runtime state (replica processes and logs); default <data-dir>/replicas. Instances on one machine that share an etcd share it too, so a new leader adopts the old one's replicas (env DISCOVERY_REPLICA_DIR)")
 	fs.StringVar(&etcd, "etcd", env("DISCOVERY_ETCD", ""), "comma-separated etcd endpoints; empty starts an embedded etcd (env DISCOVERY_ETCD)")
+	etcdTLSFlags(fs, c)
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", env("DISCOVERY_ETCD_PREFIX", "/discovery"), "key prefix in etcd (env DISCOVERY_ETCD_PREFIX)")
 	fs.StringVar(&c.Runtime, "runtime", env("DISCOVERY_RUNTIME", "process"), "where replicas run: process (local processes) or kubernetes (pods) (env DISCOVERY_RUNTIME)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", env("DISCOVERY_KUBECONFIG", env("KUBECONFIG", "")), "with --runtime kubernetes: the cluster's kubeconfig; empty means in-cluster, with the pod's ServiceAccount (env DISCOVERY_KUBECONFIG, KUBECONFIG)")
@@ -242,8 +267,13 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.PerAddress, "max-sessions-per-addr", int(envFloat("DISCOVERY_MAX_SESSIONS_PER_ADDR", 1000)), "open sessions one client address may hold on a gateway; 0 = no bound (env DISCOVERY_MAX_SESSIONS_PER_ADDR)")
 	fs.IntVar(&c.PerTenant, "max-sessions-per-tenant", int(envFloat("DISCOVERY_MAX_SESSIONS_PER_TENANT", 8000)), "open sessions one tenant may hold on a gateway; 0 = no bound (env DISCOVERY_MAX_SESSIONS_PER_TENANT)")
 	fs.IntVar(&c.ReservationsPer, "reservations-per-addr", int(envFloat("DISCOVERY_RESERVATIONS_PER_ADDR", 100)), "get-endpoint reservations one client address may hold at once; 0 = no bound (env DISCOVERY_RESERVATIONS_PER_ADDR)")
+	fs.Float64Var(&c.TenantWriteRate, "tenant-write-rate", envFloat("DISCOVERY_TENANT_WRITE_RATE", 32<<10), "bytes per second of management writes one tenant may make on this instance (each write costs its body + 1 KiB): what a tenant writes stays in etcd's history until compaction; 0 = unbounded (env DISCOVERY_TENANT_WRITE_RATE)")
+	fs.IntVar(&c.TenantWriteBurst, "tenant-write-burst", int(envFloat("DISCOVERY_TENANT_WRITE_BURST", 1<<20)), "burst of --tenant-write-rate, in bytes (env DISCOVERY_TENANT_WRITE_BURST)")
 	fs.DurationVar(&c.StaleWindow, "stale-window", envDuration("DISCOVERY_STALE_WINDOW", 5*time.Minute), "while etcd is unreachable, how long get-endpoint keeps answering from memory (env DISCOVERY_STALE_WINDOW)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
+	uids := fs.String("replica-uids", env("DISCOVERY_REPLICA_UIDS", "auto"), "on the process runtime, run each tenant's replicas as its own unprivileged uid/gid from this range, FIRST-LAST (tenant number n gets FIRST+n); auto = 600000-699999 when the platform runs as root, off otherwise; off = as the platform's user (env DISCOVERY_REPLICA_UIDS)")
+	replicaEnv := fs.String("replica-env", env("DISCOVERY_REPLICA_ENV", ""), "comma-separated KEY=VALUE added to every replica's environment (replicas never inherit the platform's own) (env DISCOVERY_REPLICA_ENV)")
+	fs.StringVar(&c.Supervisor, "supervisor", env("DISCOVERY_SUPERVISOR", ""), "process runtime: the discovery-supervisor binary that holds each replica's output and identity; default: beside this binary, else in $PATH (env DISCOVERY_SUPERVISOR)")
 	fs.DurationVar(&c.Resync, "resync", envDuration("DISCOVERY_RESYNC", 10*time.Second), "full reconcile interval (env DISCOVERY_RESYNC)")
 	fs.StringVar(&c.LogLevel, "log-level", env("DISCOVERY_LOG_LEVEL", "info"), "debug, info, warn or error (env DISCOVERY_LOG_LEVEL)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("DISCOVERY_TLS_CERT", ""), "PEM certificate (chain) serving the API and the gateway over HTTPS/WSS; reloaded when the file changes; needs --tls-key (env DISCOVERY_TLS_CERT)")
@@ -258,6 +288,16 @@ func (m *Main) ParseFlags(args []string) error {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	c.Etcd = splitList(etcd)
+	var err error
+	if c.ReplicaUIDs, err = parseUIDRange(*uids, os.Geteuid() == 0); err != nil {
+		return err
+	}
+	for _, kv := range splitList(*replicaEnv) {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("--replica-env %q: want KEY=VALUE", kv)
+		}
+		c.ReplicaEnv = append(c.ReplicaEnv, kv)
+	}
 	switch c.Role {
 	case "all", "api":
 	case "gateway":
@@ -295,7 +335,7 @@ func (m *Main) ParseFlags(args []string) error {
 // and returns once they listen.
 func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+	if err := privateDataDir(c); err != nil {
 		return err
 	}
 	// Listeners first: after an upgrade they are inherited from the old
@@ -338,7 +378,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if upgrading {
 			wait = 60 * time.Second
 		}
-		e, url, err := startEmbeddedEtcd(filepath.Join(c.DataDir, "etcd"), wait, c.EtcdQuotaBytes)
+		e, url, err := startEmbeddedEtcd(c.DataDir, wait, c.EtcdQuotaBytes)
 		if err != nil {
 			return fmt.Errorf("embedded etcd: %w", err)
 		}
@@ -346,8 +386,12 @@ func (m *Main) Run(ctx context.Context) error {
 		endpoints = []string{url}
 		m.Log.Info("embedded etcd ready", "dir", filepath.Join(c.DataDir, "etcd"), "client_url", url)
 	}
+	tlsCfg, err := etcdTLS(c)
+	if err != nil {
+		return err
+	}
 	// The client's own zap log repeats every retry; the platform logs what matters.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, TLS: tlsCfg, Logger: zap.NewNop()})
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/endpoint/relay"
+	"github.com/discovery-platform/discovery/images"
 	"github.com/discovery-platform/discovery/internal/etcdhealth"
 	"github.com/discovery-platform/discovery/internal/etcdmirror"
 	"github.com/discovery-platform/discovery/tenants"
@@ -67,6 +68,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		return err
 	}
 	store := apps.NewStore(cli, c.EtcdPrefix)
+	catalog := images.NewStore(cli, c.EtcdPrefix)
 	svc := &apps.Service{Store: store, Tenants: ts, RequireImage: c.Runtime == "kubernetes"}
 
 	tokens, err := m.tokens(ctx, cli)
@@ -76,6 +78,12 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 	az, err := authz.NewAuthorizer(cli, c.EtcdPrefix, tokens, m.Log.With("part", "authz"))
 	if err != nil {
 		return err
+	}
+	az.Trust = ts
+	if c.Runtime == "process" {
+		// On the process runtime a command runs on this machine: tenants
+		// deploy catalog images; raw commands need the right (authz).
+		svc.Images, svc.Commands = catalog, az
 	}
 	m.goRun(func() { az.Run(bg) })
 	bctx, bcancel := context.WithTimeout(ctx, 15*time.Second)
@@ -111,7 +119,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 			var rt runtime
 			for {
 				var err error
-				if rt, err = m.openRuntime(lctx, apiURL, ts); err == nil {
+				if rt, err = m.openRuntime(lctx, apiURL, ts, ts); err == nil {
 					break
 				}
 				m.Log.Error("cannot open the runtime; the reconciler waits", "runtime", c.Runtime, "err", err)
@@ -161,9 +169,9 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		Sessions:      sessions,
 		Apps:          svc,
 		Tenants:       ts,
-		Tokens:        tokens,
-		Auth:          az,
 		Authz:         az,
+		Images:        catalog,
+		TenantWrites:  api.NewLimiter(c.TenantWriteRate, c.TenantWriteBurst),
 		TenantOps:     tenantOps,
 		Limiter:       api.NewLimiter(c.EndpointRate, c.EndpointBurst),
 		Health:        health,
@@ -172,7 +180,6 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		StaleWindow:   c.StaleWindow,
 		Logs:          logs,
 		Endpoints:     alloc,
-		Holds:         endpoint.NewHolds(cli, c.EtcdPrefix),
 		Ready: func(ctx context.Context) error {
 			_, err := cli.Get(ctx, c.EtcdPrefix+"/tenants/"+tenants.Default, clientv3.WithCountOnly())
 			return err

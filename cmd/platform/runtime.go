@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -57,7 +60,7 @@ func (m *Main) kubeClient() (kubernetes.Interface, error) {
 }
 
 // openRuntime opens the configured runtime for a new leader term.
-func (m *Main) openRuntime(ctx context.Context, apiURL string, quotas deployer.QuotaSource) (runtime, error) {
+func (m *Main) openRuntime(ctx context.Context, apiURL string, quotas deployer.QuotaSource, seqs tenantSeqs) (runtime, error) {
 	c := m.Config
 	if c.Runtime == "kubernetes" {
 		cli, err := m.kubeClient()
@@ -70,12 +73,18 @@ func (m *Main) openRuntime(ctx context.Context, apiURL string, quotas deployer.Q
 			Logger: m.Log.With("part", "runtime"),
 		})
 	}
-	return process.New(process.Config{
+	cfg := process.Config{
 		StateDir:      c.ReplicaDir,
+		Supervisor:    c.Supervisor,
 		ProbeInterval: c.ProbeInterval,
-		Env:           append(os.Environ(), "DISCOVERY_API="+apiURL),
-		Logger:        m.Log.With("part", "runtime"),
-	})
+		// Never the platform's own environment: it may hold secrets.
+		Env:    append(append(process.DefaultEnv(), c.ReplicaEnv...), "DISCOVERY_API="+apiURL),
+		Logger: m.Log.With("part", "runtime"),
+	}
+	if c.ReplicaUIDs.on() {
+		cfg.Users = tenantUsers{uids: c.ReplicaUIDs, seqs: seqs}
+	}
+	return process.New(cfg)
 }
 
 // logReader serves replica logs on every API instance, leader or not.
@@ -131,4 +140,106 @@ func (m *Main) syncTenants(ctx context.Context, rt runtime, ts *tenants.Store, o
 		}
 	}()
 	return &wrapped
+}
+
+// uidRange is a range of uids for tenants' replicas.
+type uidRange struct{ First, Last int }
+
+func (r uidRange) on() bool { return r.Last > 0 }
+
+// parseUIDRange reads --replica-uids: FIRST-LAST, off, or auto (a default
+// range when the platform runs as root, off otherwise: switching uid needs
+// root).
+func parseUIDRange(s string, root bool) (uidRange, error) {
+	switch s {
+	case "off", "":
+		return uidRange{}, nil
+	case "auto":
+		if !root {
+			return uidRange{}, nil
+		}
+		return uidRange{First: 600000, Last: 699999}, nil
+	}
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.Atoi(a)
+	last, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || first < 1000 || last <= first || last > 1<<31-2 {
+		return uidRange{}, fmt.Errorf("--replica-uids %q: want FIRST-LAST with 1000 <= FIRST < LAST, off or auto", s)
+	}
+	if !root {
+		return uidRange{}, fmt.Errorf("--replica-uids %s: switching replicas to other uids needs the platform to run as root; use off", s)
+	}
+	return uidRange{First: first, Last: last}, nil
+}
+
+// tenantSeqs gives a tenant's number (tenants.Store).
+type tenantSeqs interface {
+	Seq(ctx context.Context, tenant string) (int, error)
+}
+
+// tenantUsers maps a tenant to its replicas' uid and gid: the first of the
+// range plus the tenant's number, which is never reused, so no two tenants
+// ever share a uid.
+type tenantUsers struct {
+	uids uidRange
+	seqs tenantSeqs
+}
+
+func (u tenantUsers) User(ctx context.Context, tenant string) (int, int, error) {
+	seq, err := u.seqs.Seq(ctx, tenant)
+	if err != nil {
+		return 0, 0, fmt.Errorf("uid of tenant %s: %w", tenant, err)
+	}
+	uid := u.uids.First + seq
+	if uid > u.uids.Last {
+		return 0, 0, fmt.Errorf("tenant %s is number %d: past the end of --replica-uids %d-%d", tenant, seq, u.uids.First, u.uids.Last)
+	}
+	return uid, uid, nil
+}
+
+// privateDataDir makes the data dir the platform's alone: mode 0700, and
+// nothing in it readable by others. When replicas run as other uids in a
+// replica dir inside it, the data dir is 0711 instead (they must traverse it
+// to reach their working directories) and everything else in it stays
+// private.
+func privateDataDir(c Config) error {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	inside := false
+	if rel, err := filepath.Rel(c.DataDir, c.ReplicaDir); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+		inside = c.Runtime == "process" && c.ReplicaUIDs.on()
+	}
+	mode := os.FileMode(0o700)
+	if inside {
+		mode = 0o711
+	}
+	if err := os.Chmod(c.DataDir, mode); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(c.DataDir)
+	if err != nil {
+		return err
+	}
+	replicaTop := ""
+	if inside {
+		rel, _ := filepath.Rel(c.DataDir, c.ReplicaDir)
+		replicaTop = strings.Split(rel, string(filepath.Separator))[0]
+	}
+	for _, e := range entries {
+		if e.Name() == replicaTop || e.Type()&os.ModeSymlink != 0 {
+			continue
+		}
+		p := filepath.Join(c.DataDir, e.Name())
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, info.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -51,6 +51,16 @@ func TestHandlerServesTheEmbeddedPage(t *testing.T) {
 	code, _, _ = get("/bridge/app.js", "If-None-Match", h["Etag"])
 	assert.Equal(t, 304, code, "unchanged files are revalidated, not resent")
 
+	// Every script the page loads is served, and is ours.
+	for _, js := range []string{"images.js", "leases.js"} {
+		_, _, page := get("/bridge/")
+		assert.Contains(t, page, `<script src="`+js+`" defer></script>`)
+		code, h, body = get("/bridge/" + js)
+		require.Equal(t, 200, code, js)
+		assert.Contains(t, h["Content-Type"], "javascript")
+		assert.True(t, strings.HasPrefix(body, "// Bridge"), js)
+	}
+
 	code, h, _ = get("/bridge/style.css")
 	assert.Equal(t, 200, code)
 	assert.Contains(t, h["Content-Type"], "text/css")

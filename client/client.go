@@ -8,7 +8,8 @@
 //	rev, err = c.WaitRevision(ctx, "default", "hello", rev.ID, client.Active)
 //
 // Every method that names a tenant takes it explicitly; the client holds only
-// where the platform is and who is calling. EnsureApp and EnsureRevision make
+// where the platform is and who is calling (a token bound to one tenant, or a
+// platform admin's: see TokenRequest). EnsureApp and EnsureRevision make
 // "code as the source of truth" scripts idempotent: they change the platform
 // only where it differs from what the code declares.
 package client
@@ -127,8 +128,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			defer cancel()
 		}
 	}
+	// path is escaped already (apiPath): keep its escapes as they are, so a
+	// "/" or "%" inside a segment is not escaped a second time.
 	u := *c.base
-	u.Path += path
+	u.RawPath = c.base.EscapedPath() + path
+	unescaped, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	u.Path = unescaped
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	if body != nil {

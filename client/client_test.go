@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -151,6 +152,87 @@ func TestNewChecksTheURL(t *testing.T) {
 		}
 		if err == nil && c.URL() != tc.want {
 			t.Errorf("New(%q).URL() = %q, want %q", tc.in, c.URL(), tc.want)
+		}
+	}
+}
+
+// TestRequestsOfTheNewerRoutes checks what the catalog, trust, quota and
+// lease methods send: method, path (an image's slashes kept as path
+// separators, other characters escaped once) and body.
+func TestRequestsOfTheNewerRoutes(t *testing.T) {
+	type seen struct{ method, path, body string }
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.URL.EscapedPath(), strings.TrimSpace(string(b))}
+		switch {
+		case r.Method == http.MethodDelete:
+			w.WriteHeader(http.StatusNoContent)
+		case r.URL.Path == "/api/v1/images":
+			_, _ = w.Write([]byte(`{"images":[{"image":"example/arena:0.2","command":["/srv/arena"],"updated_at":"2024-01-02T03:04:05Z"}]}`))
+		case strings.HasSuffix(r.URL.Path, "/leases"):
+			_, _ = w.Write([]byte(`{"leases":[{"lease":"7a","tenant":"acme","app":"arena","revision":"9d00cc18","ttl":"30s","holder":"alice","created_at":"2024-01-02T03:04:05Z","expires_in":"12s"}]}`))
+		default:
+			_, _ = w.Write([]byte(`{}`))
+		}
+	}))
+	defer srv.Close()
+	c, err := New(Config{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	expect := func(what string, err error, want seen) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if s := <-got; s != want {
+			t.Errorf("%s sent %+v, want %+v", what, s, want)
+		}
+	}
+
+	imgs, err := c.Images(ctx)
+	expect("Images", err, seen{"GET", "/api/v1/images", ""})
+	if len(imgs) != 1 || imgs[0].Ref != "example/arena:0.2" || imgs[0].Command[0] != "/srv/arena" {
+		t.Errorf("Images = %+v", imgs)
+	}
+	_, err = c.PutImage(ctx, "example/arena:0.2", []string{"/srv/arena", "--fast"}, "the arena")
+	expect("PutImage", err, seen{"PUT", "/api/v1/images/example/arena:0.2", `{"command":["/srv/arena","--fast"],"description":"the arena"}`})
+	expect("DeleteImage", c.DeleteImage(ctx, "registry.example.com/team/arena@sha256:ab"),
+		seen{"DELETE", "/api/v1/images/registry.example.com/team/arena@sha256:ab", ""})
+
+	_, err = c.SetTenantTrust(ctx, "acme", false)
+	expect("SetTenantTrust", err, seen{"PATCH", "/api/v1/tenants/acme", `{"allow_commands":false}`})
+	_, err = c.SetQuota(ctx, "acme", Quota{MaxApps: 1, MaxReplicas: 2, MaxRevisions: 3, MaxCPUMillis: 4, MaxMemoryMB: 5})
+	expect("SetQuota without the newer fields", err, seen{"PUT", "/api/v1/tenants/acme/quota",
+		`{"max_apps":1,"max_replicas":2,"max_revisions":3,"max_cpu_millis":4,"max_memory_mb":5}`})
+	_, err = c.PatchQuota(ctx, "acme", QuotaPatch{MaxStoredBytes: Int64(1 << 20), MaxApps: Int(0)})
+	expect("PatchQuota", err, seen{"PUT", "/api/v1/tenants/acme/quota", `{"max_apps":0,"max_stored_bytes":1048576}`})
+
+	ls, err := c.Leases(ctx, "acme", "arena")
+	expect("Leases", err, seen{"GET", "/api/v1/tenants/acme/apps/arena/leases", ""})
+	if len(ls) != 1 || ls[0].ExpiresIn.D() != 12*time.Second || ls[0].Holder != "alice" {
+		t.Errorf("Leases = %+v", ls)
+	}
+	if want := "lease 7a on acme/arena revision 9d00cc18 held by alice, 12s left"; ls[0].String() != want {
+		t.Errorf("a lease prints %q, want %q", ls[0], want)
+	}
+	expect("ReleaseLease", c.ReleaseLease(ctx, "acme", "arena", "7a"), seen{"DELETE", "/api/v1/tenants/acme/apps/arena/leases/7a", ""})
+	_, err = c.TakeLease(ctx, "acme", "arena", "9d00cc18", LeaseSpec{TTL: Duration(time.Minute)})
+	expect("TakeLease", err, seen{"POST", "/api/v1/tenants/acme/apps/arena/revisions/9d00cc18/leases", `{"ttl":"1m0s"}`})
+
+	// A member's subject is one path segment, escaped once.
+	expect("RemoveMember", c.RemoveMember(ctx, "acme", "a b/c"), seen{"DELETE", "/api/v1/tenants/acme/members/a%20b%2Fc", ""})
+}
+
+func TestBytesPrintShort(t *testing.T) {
+	for _, tc := range []struct {
+		b    Bytes
+		want string
+	}{{0, "0 B"}, {512, "512 B"}, {1536, "1.5 KiB"}, {4 << 20, "4 MiB"}, {5<<20 + 300<<10, "5.3 MiB"}, {1 << 30, "1 GiB"}} {
+		if got := tc.b.String(); got != tc.want {
+			t.Errorf("Bytes(%d) = %q, want %q", int64(tc.b), got, tc.want)
 		}
 	}
 }

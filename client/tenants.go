@@ -44,11 +44,34 @@ func (c *Client) Quota(ctx context.Context, tenant string) (QuotaUsage, error) {
 	return out, err
 }
 
-// SetQuota replaces a tenant's quota (admin).
+// SetQuota sets a tenant's quota to q (admin). A zero MaxLeasesPerRevision
+// or MaxStoredBytes (neither may be 0) keeps the tenant's value; see
+// Quota.Patch. To change only some fields, use PatchQuota.
 func (c *Client) SetQuota(ctx context.Context, tenant string, q Quota) (Tenant, error) {
+	return c.PatchQuota(ctx, tenant, q.Patch())
+}
+
+// PatchQuota changes the fields of a tenant's quota that p sets (admin);
+// the others keep their value.
+func (c *Client) PatchQuota(ctx context.Context, tenant string, p QuotaPatch) (Tenant, error) {
 	var out Tenant
-	err := c.do(ctx, http.MethodPut, apiPath("tenants", tenant, "quota"), nil, q, &out)
+	err := c.do(ctx, http.MethodPut, apiPath("tenants", tenant, "quota"), nil, p, &out)
 	return out, err
+}
+
+// PatchTenant changes a tenant (admin): some fields of its quota, and
+// whether it may deploy raw commands.
+func (c *Client) PatchTenant(ctx context.Context, tenant string, p TenantPatch) (Tenant, error) {
+	var out Tenant
+	err := c.do(ctx, http.MethodPatch, apiPath("tenants", tenant), nil, p, &out)
+	return out, err
+}
+
+// SetTenantTrust lets a tenant deploy raw commands on the process runtime,
+// or stops it (admin). A command runs on the platform's own machine: allow
+// it for trusted tenants only; others deploy images from the catalog.
+func (c *Client) SetTenantTrust(ctx context.Context, tenant string, allowCommands bool) (Tenant, error) {
+	return c.PatchTenant(ctx, tenant, TenantPatch{AllowCommands: &allowCommands})
 }
 
 // Members lists a tenant's members and their roles (owner).
@@ -76,8 +99,10 @@ func (c *Client) RemoveMember(ctx context.Context, tenant, subject string) error
 	return c.do(ctx, http.MethodDelete, apiPath("tenants", tenant, "members", subject), nil, nil, nil)
 }
 
-// IssueToken issues a bearer token (admin: any subject; owner: members of
-// req.Tenant).
+// IssueToken issues a bearer token: a platform admin for any subject,
+// scoped to req.Tenant or unscoped; an owner only tokens scoped to its
+// tenant (req.Tenant, required), for members whose role is not above its
+// own. See TokenRequest.
 func (c *Client) IssueToken(ctx context.Context, req TokenRequest) (Token, error) {
 	var out Token
 	err := c.do(ctx, http.MethodPost, apiPath("tokens"), nil, req, &out)
@@ -89,8 +114,8 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, apiPath("tokens", id), nil, nil, nil)
 }
 
-// WhoAmI says who the token belongs to and, when tenant is not empty, its
-// role and permissions there.
+// WhoAmI says who the token belongs to, the tenant it is bound to (Scope)
+// and, when tenant is not empty, its role and permissions there.
 func (c *Client) WhoAmI(ctx context.Context, tenant string) (Identity, error) {
 	q := url.Values{}
 	if tenant != "" {

@@ -61,6 +61,12 @@ func Int(v int) *int { return &v }
 // String returns a pointer to v (see Int).
 func String(v string) *string { return &v }
 
+// Int64 returns a pointer to v (see Int).
+func Int64(v int64) *int64 { return &v }
+
+// Bool returns a pointer to v (see Int).
+func Bool(v bool) *bool { return &v }
+
 // Dur returns a pointer to d as a Duration (see Int).
 func Dur(d time.Duration) *Duration { v := Duration(d); return &v }
 
@@ -277,17 +283,57 @@ type Quota struct {
 	// MaxCPUMillis and MaxMemoryMB bound one replica's request.
 	MaxCPUMillis int `json:"max_cpu_millis"`
 	MaxMemoryMB  int `json:"max_memory_mb"`
+	// MaxLeasesPerRevision bounds the app-held leases one revision may hold
+	// (the platform's default is 100).
+	MaxLeasesPerRevision int `json:"max_leases_per_revision"`
+	// MaxStoredBytes bounds what the tenant's revision specs (image,
+	// command, env) occupy in the platform's store, over every revision kept
+	// (the platform's default is 4 MiB).
+	MaxStoredBytes int64 `json:"max_stored_bytes"`
 }
 
 func (q Quota) String() string {
-	return fmt.Sprintf("apps %d, replicas %d, revisions kept %d, per replica %dm CPU %d MB",
-		q.MaxApps, q.MaxReplicas, q.MaxRevisions, q.MaxCPUMillis, q.MaxMemoryMB)
+	return fmt.Sprintf("apps %d, replicas %d, revisions kept %d, per replica %dm CPU %d MB, leases per revision %d, stored %s",
+		q.MaxApps, q.MaxReplicas, q.MaxRevisions, q.MaxCPUMillis, q.MaxMemoryMB, q.MaxLeasesPerRevision, Bytes(q.MaxStoredBytes))
+}
+
+// Patch is the QuotaPatch that sets every field of q, except the two that
+// cannot be 0 (MaxLeasesPerRevision, MaxStoredBytes) when they are: those
+// keep the tenant's value, so a Quota written before they existed still
+// sets what it names.
+func (q Quota) Patch() QuotaPatch {
+	p := QuotaPatch{MaxApps: Int(q.MaxApps), MaxReplicas: Int(q.MaxReplicas), MaxRevisions: Int(q.MaxRevisions),
+		MaxCPUMillis: Int(q.MaxCPUMillis), MaxMemoryMB: Int(q.MaxMemoryMB)}
+	if q.MaxLeasesPerRevision != 0 {
+		p.MaxLeasesPerRevision = Int(q.MaxLeasesPerRevision)
+	}
+	if q.MaxStoredBytes != 0 {
+		p.MaxStoredBytes = Int64(q.MaxStoredBytes)
+	}
+	return p
+}
+
+// QuotaPatch changes some fields of a tenant's quota; a nil field keeps its
+// value: client.QuotaPatch{MaxApps: client.Int(5)}.
+type QuotaPatch struct {
+	MaxApps              *int   `json:"max_apps,omitempty"`
+	MaxReplicas          *int   `json:"max_replicas,omitempty"`
+	MaxRevisions         *int   `json:"max_revisions,omitempty"`
+	MaxCPUMillis         *int   `json:"max_cpu_millis,omitempty"`
+	MaxMemoryMB          *int   `json:"max_memory_mb,omitempty"`
+	MaxLeasesPerRevision *int   `json:"max_leases_per_revision,omitempty"`
+	MaxStoredBytes       *int64 `json:"max_stored_bytes,omitempty"`
 }
 
 // Usage is what a tenant uses of its quota.
 type Usage struct {
 	Apps     int `json:"apps"`
 	Replicas int `json:"replicas"`
+	// Revisions counts the revisions the tenant's apps keep, every state.
+	Revisions int `json:"revisions"`
+	// StoredBytes is the size of every revision spec the tenant keeps: what
+	// MaxStoredBytes bounds.
+	StoredBytes int64 `json:"stored_bytes"`
 }
 
 // QuotaUsage is a tenant's quota with its usage.
@@ -297,29 +343,71 @@ type QuotaUsage struct {
 }
 
 func (q QuotaUsage) String() string {
-	return fmt.Sprintf("apps %d/%d, replicas %d/%d, revisions kept %d, per replica %dm CPU %d MB",
-		q.Usage.Apps, q.MaxApps, q.Usage.Replicas, q.MaxReplicas, q.MaxRevisions, q.MaxCPUMillis, q.MaxMemoryMB)
+	return fmt.Sprintf("apps %d/%d, replicas %d/%d, stored %s/%s, revisions %d (%d kept per app), per replica %dm CPU %d MB, leases per revision %d",
+		q.Usage.Apps, q.MaxApps, q.Usage.Replicas, q.MaxReplicas, Bytes(q.Usage.StoredBytes), Bytes(q.MaxStoredBytes),
+		q.Usage.Revisions, q.MaxRevisions, q.MaxCPUMillis, q.MaxMemoryMB, q.MaxLeasesPerRevision)
+}
+
+// Bytes is a byte count printed in KiB, MiB or GiB ("4 MiB", "512 B").
+type Bytes int64
+
+func (b Bytes) String() string {
+	const k = 1024
+	switch {
+	case b >= k*k*k && b%(k*k*k) == 0:
+		return fmt.Sprintf("%d GiB", b/(k*k*k))
+	case b >= k*k:
+		return trimFloat(float64(b)/(k*k)) + " MiB"
+	case b >= k:
+		return trimFloat(float64(b)/k) + " KiB"
+	}
+	return fmt.Sprintf("%d B", int64(b))
+}
+
+// trimFloat prints v with at most one decimal, none when it is whole.
+func trimFloat(v float64) string {
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0")
 }
 
 // Tenant is an isolated customer of the platform.
 type Tenant struct {
 	Name string `json:"name"`
 	// Namespace is the Kubernetes namespace its replicas run in.
-	Namespace string    `json:"namespace"`
-	Quota     Quota     `json:"quota"`
+	Namespace string `json:"namespace"`
+	Quota     Quota  `json:"quota"`
+	// AllowCommands lets the tenant's deployers deploy raw commands on the
+	// process runtime (they run on the platform's machine); a platform
+	// admin sets it for trusted tenants only (SetTenantTrust). Other
+	// tenants deploy images from the catalog (Images).
+	AllowCommands bool `json:"allow_commands,omitempty"`
+	// Seq is the tenant's number, never reused (on the process runtime its
+	// replicas run as their own uid, derived from it).
+	Seq       int       `json:"seq,omitempty"`
 	Deleting  bool      `json:"deleting,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
 func (t Tenant) String() string {
 	s := fmt.Sprintf("tenant %s (namespace %s)", t.Name, t.Namespace)
+	if t.AllowCommands {
+		s += ", may deploy commands"
+	}
 	if t.Deleting {
 		s += " (deleting)"
 	}
 	return s
 }
 
-// TenantSpec creates a tenant; a nil Quota takes the platform's default.
+// TenantPatch changes a tenant (admin): some fields of its quota, and
+// whether it may deploy raw commands. A nil field keeps its value.
+type TenantPatch struct {
+	Quota         *QuotaPatch `json:"quota,omitempty"`
+	AllowCommands *bool       `json:"allow_commands,omitempty"`
+}
+
+// TenantSpec creates a tenant; a nil Quota takes the platform's default. A
+// Quota given here must set every field (MaxLeasesPerRevision and
+// MaxStoredBytes cannot be 0); to change a few, create with nil and PatchQuota.
 type TenantSpec struct {
 	Name  string `json:"name"`
 	Quota *Quota `json:"quota,omitempty"`
@@ -351,26 +439,38 @@ type Member struct {
 
 func (m Member) String() string { return m.Subject + " " + m.Role }
 
-// TokenRequest issues a token. An admin may issue for any subject; an owner
-// only for members of Tenant.
+// TokenRequest issues a token. A platform admin may issue one for any
+// subject, bound to a tenant or (Tenant "") unscoped. Anyone else must name
+// Tenant: an owner of that tenant issues tokens bound to it, for its members
+// whose role there is not above the owner's own (never for a platform admin).
+// A token bound to a tenant grants its subject's role in that tenant and
+// nothing anywhere else.
 type TokenRequest struct {
 	Subject string `json:"subject"`
 	// TTL is the token's lifetime (the platform's default, 24h, when 0).
-	TTL    Duration `json:"ttl,omitempty"`
-	Tenant string   `json:"tenant,omitempty"`
+	TTL Duration `json:"ttl,omitempty"`
+	// Tenant binds the token to one tenant: required unless a platform admin
+	// issues an unscoped token.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Token is an issued bearer token. Keep Token secret; ID revokes it.
 type Token struct {
-	Token     string    `json:"token"`
-	ID        string    `json:"id"`
-	Subject   string    `json:"subject"`
+	Token   string `json:"token"`
+	ID      string `json:"id"`
+	Subject string `json:"subject"`
+	// Tenant is the tenant the token is bound to ("" for unscoped).
+	Tenant    string    `json:"tenant,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // String leaves the secret out.
 func (t Token) String() string {
-	return fmt.Sprintf("token %s for %s, expires %s", t.ID, t.Subject, t.ExpiresAt.Local().Format(time.RFC3339))
+	scope := ""
+	if t.Tenant != "" {
+		scope = " in tenant " + t.Tenant
+	}
+	return fmt.Sprintf("token %s for %s%s, expires %s", t.ID, t.Subject, scope, t.ExpiresAt.Local().Format(time.RFC3339))
 }
 
 // Sessions is an app's open sessions (connections, reservations and
@@ -407,14 +507,17 @@ func (s Sessions) String() string {
 // Identity is who the caller is, and what it may do in a tenant.
 type Identity struct {
 	Subject string `json:"subject"`
-	// Admin is a platform admin.
+	// Admin is a platform admin (never with a token bound to a tenant).
 	Admin bool `json:"admin"`
+	// Scope is the tenant the caller's token is bound to ("" for unscoped):
+	// such a token grants nothing outside it.
+	Scope string `json:"scope,omitempty"`
 	// Tenant is the tenant asked about; Role the caller's role there ("" for
 	// none).
 	Tenant string `json:"tenant,omitempty"`
 	Role   string `json:"role"`
-	// Can maps "object:action" (e.g. "revisions:write") to whether the caller
-	// may do it in Tenant.
+	// Can maps "object:action" (e.g. "revisions:write", "leases:write",
+	// "images:write") to whether the caller may do it in Tenant.
 	Can map[string]bool `json:"can"`
 }
 
@@ -422,6 +525,9 @@ func (i Identity) String() string {
 	s := i.Subject
 	if i.Admin {
 		s += " (platform admin)"
+	}
+	if i.Scope != "" {
+		s += " (token bound to tenant " + i.Scope + ")"
 	}
 	switch {
 	case i.Tenant == "":
@@ -433,4 +539,73 @@ func (i Identity) String() string {
 		s += ", no role in tenant " + i.Tenant
 	}
 	return s
+}
+
+// Image is one entry of the platform's image catalog: an image tenants may
+// deploy on the process runtime, and the command a platform admin mapped it
+// to. (On Kubernetes images are pulled; the catalog is not consulted.)
+type Image struct {
+	// Ref is what a deploy names: "example/arena:0.2".
+	Ref string `json:"image"`
+	// Command is what the process runtime runs for it: an absolute program
+	// path and its arguments.
+	Command []string `json:"command"`
+	// Description tells tenants what the image is.
+	Description string    `json:"description,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func (i Image) String() string {
+	s := i.Ref + " runs " + strings.Join(i.Command, " ")
+	if i.Description != "" {
+		s += " (" + i.Description + ")"
+	}
+	return s
+}
+
+// Lease is an app-held lease: while it lives, its revision (and replica, if
+// named) counts as having a session, so it is neither retired nor scaled
+// down. Its holder keeps it alive before TTL runs out (KeepLease).
+type Lease struct {
+	// ID is the holder's handle, the lease number and a secret: only the
+	// answer to TakeLease carries it.
+	ID string `json:"id,omitempty"`
+	// Lease is the lease number, by which the tenant's owners and deployers
+	// list and release it (ReleaseLease).
+	Lease    string `json:"lease"`
+	Tenant   string `json:"tenant"`
+	App      string `json:"app"`
+	Revision string `json:"revision"`
+	Replica  string `json:"replica,omitempty"`
+	// TTL is the time to live each keep-alive renews.
+	TTL Duration `json:"ttl"`
+	// Holder says who took it: a subject, or "revision capability" for a
+	// replica of the revision.
+	Holder    string    `json:"holder,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresIn is how long it has left, when listed.
+	ExpiresIn Duration `json:"expires_in,omitempty"`
+}
+
+func (l Lease) String() string {
+	s := fmt.Sprintf("lease %s on %s/%s revision %s", l.Lease, l.Tenant, l.App, l.Revision)
+	if l.Replica != "" {
+		s += " replica " + l.Replica
+	}
+	if l.Holder != "" {
+		s += " held by " + l.Holder
+	}
+	if l.ExpiresIn > 0 {
+		s += fmt.Sprintf(", %s left", l.ExpiresIn.D().Round(time.Second))
+	} else {
+		s += ", ttl " + l.TTL.String()
+	}
+	return s
+}
+
+// LeaseSpec takes a lease: its TTL (the platform's default, 30s, when 0;
+// 1s to 1h) and, optionally, the one replica of the revision it holds.
+type LeaseSpec struct {
+	TTL     Duration `json:"ttl,omitempty"`
+	Replica string   `json:"replica,omitempty"`
 }

@@ -1,6 +1,7 @@
 // Package shell is the REPL engine behind dsh: a yaegi interpreter with the
 // platform's packages preloaded (apps, deploy, endpoint, events, logs,
-// tenants, tokens, dsh, client, and context, errors, fmt, os, strings, time),
+// leases, images, tenants, tokens, dsh, client, and context, errors, fmt, os,
+// strings, time),
 // the line accumulator that decides when an input is complete, completion,
 // and printing (lists as tables, one line per object, errors as the API's
 // message). The dsh-facing packages live in shell/lib; their symbol tables

@@ -76,6 +76,17 @@ func (s *Shell) Loop(ctx context.Context, r LineReader) error {
 	}
 }
 
+// examples are the lines `help` shows after the packages: the verbs an
+// operator reaches for first.
+var examples = [][2]string{
+	{`images.List()`, "the images tenants may deploy (admins: images.Put)"},
+	{`deploy.Rollout("arena", "example/arena:0.2")`, "deploy an image of the catalog"},
+	{`deploy.Status("arena")`, "its revisions, states and ready replicas"},
+	{`leases.List("arena")`, "the app's leases; leases.Release(\"arena\", \"<lease>\")"},
+	{`tokens.IssueFor("acme", "alice", 24*time.Hour)`, "a token bound to tenant acme"},
+	{`tenants.AllowCommands("acme", true)`, "let a trusted tenant deploy commands (admin)"},
+}
+
 // Help prints the preloaded packages, or the functions and types of those
 // named.
 func (s *Shell) Help(pkgs ...string) {
@@ -86,6 +97,10 @@ func (s *Shell) Help(pkgs ...string) {
 			fmt.Fprintf(w, "  %-9s %s\n", p.Name, p.Doc)
 		}
 		fmt.Fprintf(w, "  and %s from the standard library.\n", strings.Join(Std, ", "))
+		fmt.Fprintln(w, "For example:")
+		for _, ex := range examples {
+			fmt.Fprintf(w, "  %-52s %s\n", ex[0], ex[1])
+		}
 		fmt.Fprintln(w, `help <package> lists its functions; Tab completes names, and app names inside "quotes".`)
 		fmt.Fprintln(w, "Ctrl-C stops the running call; Ctrl-D or exit leaves.")
 		return

@@ -40,8 +40,10 @@ var Platform = []Package{
 	{"endpoint", platformPath("shell/lib/endpoint"), "get-endpoint: Get(tenant, app)"},
 	{"events", platformPath("shell/lib/events"), "activity log: List, Last, All, Follow, Watch"},
 	{"logs", platformPath("shell/lib/logs"), "replica output: App, Revision, Replica, Tail"},
-	{"tenants", platformPath("shell/lib/tenants"), "tenants: List, Use, Create, Delete, Quota, SetQuota, Members, Grant, Revoke"},
-	{"tokens", platformPath("shell/lib/tokens"), "bearer tokens: Issue, IssueFor, Revoke"},
+	{"leases", platformPath("shell/lib/leases"), "app-held leases: List(app), Release(app, lease), Take, Keep"},
+	{"images", platformPath("shell/lib/images"), "the image catalog tenants deploy from: List, Get; admins Put, Delete"},
+	{"tenants", platformPath("shell/lib/tenants"), "tenants: List, Use, Create, Delete, Quota, SetQuota, PatchQuota, AllowCommands, Members, Grant, Revoke"},
+	{"tokens", platformPath("shell/lib/tokens"), "bearer tokens: IssueFor(tenant, subject, ttl) bound to a tenant; Issue (admin, unscoped); Revoke"},
 	{"dsh", platformPath("shell/lib/dsh"), "the session: Tenant, SetTenant, WhoAmI, Client, Context, Print, Check"},
 	{"client", platformPath("client"), "the REST client and its types (client.AppSpec, client.Quota, client.Int…)"},
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -287,5 +288,29 @@ func TestRunScriptWithoutImports(t *testing.T) {
 	err = Run(context.Background(), Options{Client: c, Stdout: out, Stderr: errOut}, "bad.go", []byte("package main\n\nfunc main() {\n\tx := 1 +\n}\n"))
 	if !errors.Is(err, ErrReported) || !strings.HasPrefix(errOut.take(), "syntax error: bad.go:5:1:") {
 		t.Errorf("a syntax error: %v", err)
+	}
+}
+
+func TestHelpListsEveryPreloadedPackage(t *testing.T) {
+	h := newHarness(t, closedURL(t))
+	h.s.Help()
+	out := h.out.take()
+	for _, p := range Platform {
+		if !regexp.MustCompile(`(?m)^  ` + p.Name + `\s+\S`).MatchString(out) {
+			t.Errorf("help lacks package %s:\n%s", p.Name, out)
+		}
+	}
+	for _, want := range []string{`images.List()`, `leases.List("arena")`, `tokens.IssueFor("acme", "alice", 24*time.Hour)`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help lacks the example %s:\n%s", want, out)
+		}
+	}
+	h.s.Help("leases")
+	if out := h.out.take(); !strings.Contains(out, "Release") || !strings.Contains(out, "List") {
+		t.Errorf("help leases:\n%s", out)
+	}
+	h.s.Help("images")
+	if out := h.out.take(); !strings.Contains(out, "Put") || !strings.Contains(out, "Delete") {
+		t.Errorf("help images:\n%s", out)
 	}
 }

@@ -71,6 +71,31 @@ function age(iso) {
 const clock = iso => new Date(iso).toLocaleTimeString([], { hour12: false });
 const plural = (n, one) => `${n} ${one}${n === 1 ? '' : 's'}`;
 
+// bytes prints a byte count short: 512 B, 1.5 KiB, 4 MiB.
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : Math.round(n * 10) / 10) + ' ' + units[i];
+}
+
+// seconds reads a Go duration ("1m30s", "41s", "1.5s") as seconds.
+function seconds(d) {
+  const unit = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, 'µs': 1e-6, ns: 1e-9 };
+  let total = 0;
+  for (const [, n, u] of String(d || '').matchAll(/([\d.]+)(h|ms|m|s|us|µs|ns)/g)) total += Number(n) * unit[u];
+  return total;
+}
+
+// left prints a time left short: 41s, 2m 05s, 1h 00m.
+function left(s) {
+  s = Math.max(0, Math.round(s));
+  const pad = n => String(n).padStart(2, '0');
+  if (s < 60) return s + 's';
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  return `${Math.floor(s / 3600)}h ${pad(Math.floor(s / 60) % 60)}m`;
+}
+
 function confirmAction(title, text, okLabel) {
   const d = $('#confirm');
   if (typeof d.showModal !== 'function') return Promise.resolve(window.confirm(title + '\n' + text));
@@ -114,7 +139,8 @@ async function who(tenant) {
 }
 
 function showWho(me) {
-  $('#who').replaceChildren(h('span', null, me.subject, h('small', null, me.admin ? ' admin' : me.role ? ' ' + me.role : '')),
+  const role = me.admin ? ' admin' : me.role ? ' ' + me.role : '';
+  $('#who').replaceChildren(h('span', null, me.subject, h('small', null, role, me.scope && h('span', { class: 'scope', title: `This token is bound to tenant ${me.scope}: it grants nothing elsewhere.` }, ` · ${me.scope} only`))),
     h('button', { type: 'button', class: 'secondary small', onclick: () => signOut('Signed out.') }, 'Sign out'));
 }
 
@@ -141,11 +167,14 @@ function route() {
   if (Date.now() - (flash.at || 0) > 1500) $('#flash').replaceChildren(); // not news from the action that led here
   const view = { signal: current.signal, every(fn, ms) { const t = setInterval(fn, ms); view.signal.addEventListener('abort', () => clearInterval(t)); } };
   const parts = hash.slice(2).split('/').filter(Boolean).map(decodeURIComponent);
+  const nav = $('#nav-images');
+  if (parts[0] === 'images') nav.setAttribute('aria-current', 'page'); else nav.removeAttribute('aria-current');
   let page;
   if (!sessionStorage.getItem(TOKEN_KEY) || parts[0] === 'login') page = loginPage(view);
   else if (parts[0] === 't' && parts[2] === 'a' && parts[4] === 'logs') page = logsPage(view, parts[1], parts[3], parts[5], parts[6]);
   else if (parts[0] === 't' && parts[2] === 'a') page = appPage(view, parts[1], parts[3]);
   else if (parts[0] === 't') page = appsPage(view, parts[1]);
+  else if (parts[0] === 'images') page = imagesPage(view);
   else page = tenantsPage(view);
   page.catch(e => { if (!view.signal.aborted) main.replaceChildren(h('h1', null, 'Something went wrong'), h('p', { class: 'err' }, e.message)); });
 }
@@ -185,12 +214,23 @@ async function loginPage() {
   form.token.focus();
 }
 
-function bar(label, used, max) {
+function bar(label, used, max, fmt = String) {
   const pct = max > 0 ? Math.min(100, Math.round(100 * used / max)) : 0;
   const fill = h('span', { class: 'fill' + (pct >= 90 ? ' hot' : pct >= 70 ? ' warm' : '') });
   fill.style.width = pct + '%';
-  return h('div', { class: 'bar' }, h('span', { class: 'bar-label' }, label, h('b', null, `${used} / ${max}`)),
-    h('span', { class: 'track', role: 'meter', 'aria-label': label, 'aria-valuemin': 0, 'aria-valuemax': max, 'aria-valuenow': used }, fill));
+  return h('div', { class: 'bar' }, h('span', { class: 'bar-label' }, label, h('b', null, `${fmt(used)} / ${fmt(max)}`)),
+    h('span', { class: 'track', role: 'meter', 'aria-label': label, 'aria-valuemin': 0, 'aria-valuemax': max, 'aria-valuenow': used,
+      'aria-valuetext': `${fmt(used)} of ${fmt(max)}` }, fill));
+}
+
+// quotaView is a tenant's quota with its usage: bars for what fills up, a
+// line for the per-replica and per-revision bounds.
+function quotaView(q) {
+  const u = q.usage;
+  return [bar('Apps', u.apps, q.max_apps), bar('Replicas', u.replicas, q.max_replicas),
+    bar('Stored specs', u.stored_bytes || 0, q.max_stored_bytes, bytes),
+    h('p', { class: 'muted small', 'data-field': 'quota-limits' }, `${plural(u.revisions || 0, 'revision')} stored; each app keeps ${q.max_revisions} old ones. ` +
+      `Per replica at most ${q.max_cpu_millis} mCPU, ${q.max_memory_mb} MB; at most ${plural(q.max_leases_per_revision, 'lease')} per revision.`)];
 }
 
 async function tenantsPage(view) {
@@ -200,24 +240,33 @@ async function tenantsPage(view) {
   const cards = await Promise.all(list.tenants.map(async t => {
     const q = await api('GET', `/tenants/${enc(t.name)}/quota`).catch(() => null);
     return h('li', { class: 'card tenant', 'data-tenant': t.name },
-      h('h2', null, h('a', { href: `#/t/${enc(t.name)}` }, t.name), t.deleting && h('span', { class: 'badge retired' }, 'deleting')),
-      q && bar('Apps', q.usage.apps, q.max_apps), q && bar('Replicas', q.usage.replicas, q.max_replicas),
-      q && h('p', { class: 'muted small' }, `Per replica at most ${q.max_cpu_millis} mCPU, ${q.max_memory_mb} MB; ${q.max_revisions} old revisions kept per app.`),
-      me.admin && q && quotaForm(t.name, q));
+      h('h2', null, h('a', { href: `#/t/${enc(t.name)}` }, t.name), t.deleting && h('span', { class: 'badge retired' }, 'deleting'),
+        t.allow_commands && h('span', { class: 'badge trusted', title: 'An admin allowed this tenant to deploy raw commands.' }, 'commands allowed')),
+      q && quotaView(q),
+      me.can['quota:write'] && q && quotaForm(t.name, q));
   }));
   show(h('h1', null, 'Tenants'),
     cards.length ? h('ul', { class: 'grid' }, cards) : h('p', { class: 'muted' }, 'You have a role in no tenant yet.'));
 }
 
+// quotaForm changes a tenant's quota (admins): only the fields changed are
+// sent; the platform keeps the others.
 function quotaForm(tenant, q) {
-  const labels = { max_apps: 'Apps', max_replicas: 'Replicas', max_revisions: 'Old revisions kept', max_cpu_millis: 'mCPU per replica', max_memory_mb: 'MB per replica' };
+  const labels = { max_apps: 'Apps', max_replicas: 'Replicas', max_revisions: 'Old revisions kept', max_cpu_millis: 'mCPU per replica',
+    max_memory_mb: 'MB per replica', max_leases_per_revision: 'Leases per revision', max_stored_bytes: 'Stored bytes' };
   const keys = Object.keys(labels);
-  const form = h('form', { class: 'fields' }, keys.map(k => field(labels[k], `${tenant}-${k}`,
-    { type: 'number', min: 0, value: q[k], 'data-key': k })), h('button', { type: 'submit' }, 'Save quota'));
+  const form = h('form', { class: 'fields quota-form' }, keys.map(k => field(labels[k], `${tenant}-${k}`,
+    { type: 'number', min: k.startsWith('max_leases') || k === 'max_stored_bytes' ? 1 : 0, value: q[k], 'data-key': k,
+      'aria-describedby': k === 'max_stored_bytes' ? `f-${tenant}-${k}-hint` : null }, k === 'max_stored_bytes' ? `Now ${bytes(q[k])}: revision specs (image, command, env) kept.` : null)),
+  h('button', { type: 'submit' }, 'Save quota'));
   form.addEventListener('submit', ev => {
     ev.preventDefault();
     const body = {};
-    for (const k of keys) body[k] = Number($(`[data-key=${k}]`, form).value);
+    for (const k of keys) {
+      const v = Number($(`[data-key=${k}]`, form).value);
+      if (v !== q[k]) body[k] = v;
+    }
+    if (!Object.keys(body).length) { flash(`Nothing changed in the quota of ${tenant}.`); return; }
     busy($('button', form), () => api('PUT', `/tenants/${enc(tenant)}/quota`, body), () => `Quota of ${tenant} saved.`).then(out => out && route());
   });
   return h('details', null, h('summary', null, 'Change quota'), form);
@@ -225,7 +274,7 @@ function quotaForm(tenant, q) {
 
 async function appsPage(view, tenant) {
   setPage(`Apps of ${tenant}`, [['Tenants', '#/'], [tenant, `#/t/${enc(tenant)}`]]);
-  const [me, list] = await Promise.all([who(tenant), api('GET', `/tenants/${enc(tenant)}/apps`)]);
+  const [me, list, t] = await Promise.all([who(tenant), api('GET', `/tenants/${enc(tenant)}/apps`), api('GET', `/tenants/${enc(tenant)}`).catch(() => null)]);
   showWho(me);
   const rows = list.apps.map(a => h('tr', { 'data-app': a.name },
     h('th', { scope: 'row' }, h('a', { href: `#/t/${enc(tenant)}/a/${enc(a.name)}` }, a.name)),
@@ -236,7 +285,31 @@ async function appsPage(view, tenant) {
   const table = rows.length ? h('table', { class: 'list' }, h('caption', { class: 'sr-only' }, `Apps of tenant ${tenant}`),
     h('thead', null, h('tr', null, ['App', 'Replicas', 'Health check', 'Created', 'State'].map(c => h('th', { scope: 'col' }, c)))),
     h('tbody', null, rows)) : h('p', { class: 'muted' }, 'No apps yet.');
-  show(h('h1', null, 'Apps', h('small', null, ' of ' + tenant)), table, me.can['apps:write'] && createAppForm(tenant));
+  show(h('h1', null, 'Apps', h('small', null, ' of ' + tenant)), table, t && trustSection(me, t), me.can['apps:write'] && createAppForm(tenant));
+}
+
+// trustSection says what the tenant may deploy; a platform admin toggles
+// whether it may deploy raw commands (they run on the platform's machine).
+function trustSection(me, t) {
+  const say = allowed => allowed ? 'This tenant deploys images from the catalog, or raw commands: an admin trusts it.'
+    : 'This tenant deploys images from the catalog; raw commands are a platform admin\'s.';
+  const text = h('p', { id: 'trust-text', class: 'muted' }, say(t.allow_commands));
+  if (!me.can['tenants:write']) return h('section', { id: 'trust', 'aria-label': 'What this tenant deploys' }, text);
+  const box = h('input', { type: 'checkbox', id: 'allow-commands', checked: !!t.allow_commands, 'aria-describedby': 'trust-text' });
+  box.addEventListener('change', async () => {
+    const want = box.checked;
+    if (want && !await confirmAction(`Allow ${t.name} to deploy commands?`,
+      `Its deployers can then run any program on the platform's machine, as the tenant's own user. Only for a tenant you trust.`, 'Allow commands')) {
+      box.checked = false;
+      return;
+    }
+    const out = await busy(box, () => api('PATCH', `/tenants/${enc(t.name)}`, { allow_commands: want }),
+      out => out.allow_commands ? `${t.name} may deploy commands.` : `${t.name} deploys catalog images only.`);
+    box.checked = out ? !!out.allow_commands : !want;
+    text.textContent = say(box.checked);
+  });
+  return h('section', { id: 'trust', class: 'card', 'aria-labelledby': 'h-trust' }, h('h2', { id: 'h-trust' }, 'Trust'), text,
+    h('label', { class: 'check' }, box, ' Allow raw commands'));
 }
 
 function createAppForm(tenant) {
@@ -266,14 +339,21 @@ async function appPage(view, tenant, name) {
   setPage(name, [['Tenants', '#/'], [tenant, `#/t/${enc(tenant)}`], [name, `#/t/${enc(tenant)}/a/${enc(name)}`]]);
   const [me, app] = await Promise.all([who(tenant), api('GET', base)]);
   showWho(me);
-  const st = { tenant, name, base, me, app, revs: [], sessions: { revisions: {}, replicas: {} }, samples: [], watch: null, key: '' };
+  const can = me.can;
+  // What the deploy form offers: the catalog's images, and a command field
+  // when the caller may deploy commands (shown too when that is unknown: the
+  // API then says why it refuses).
+  const [catalog, t] = can['revisions:write'] ? await Promise.all([api('GET', '/images').then(r => r.images, () => null),
+    api('GET', `/tenants/${enc(tenant)}`).catch(() => null)]) : [null, null];
+  const st = { tenant, name, base, me, app, revs: [], sessions: { revisions: {}, replicas: {} }, samples: [], watch: null, key: '',
+    leases: [], leaseKey: '', catalog, mayCommand: me.admin || !t || !!t.allow_commands };
   const revTable = h('div', { id: 'revisions' });
   const chart = h('figure', { id: 'chart', class: 'chart' });
   const log = h('ol', { id: 'activity', class: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions' });
   const live = h('span', { id: 'live', class: 'live off' }, 'connecting…');
   const settings = h('p', { id: 'settings', class: 'muted' });
   const progress = h('div', { id: 'progress', 'aria-live': 'polite' });
-  const can = me.can;
+  const leases = h('div', { id: 'leases' });
   const readOnly = !can['revisions:write'] && !can['apps:write'] &&
     h('p', { class: 'note' }, `Read-only: as ${me.role || 'a member without a role'} in ${tenant} you see everything here but change nothing.`);
   show(h('div', { class: 'app-head' }, h('h1', null, name), settings, readOnly),
@@ -281,6 +361,8 @@ async function appPage(view, tenant, name) {
       h('div', { class: 'col-main' },
         h('section', { 'aria-labelledby': 'h-revs' }, h('h2', { id: 'h-revs' }, 'Revisions'), revTable, progress),
         h('section', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Sessions per revision ', h('small', null, 'since this page opened, up to 5 minutes')), chart),
+        can['leases:read'] && h('section', { 'aria-labelledby': 'h-leases' }, h('h2', { id: 'h-leases' }, 'Leases ',
+          h('small', null, 'a held revision counts as having a session: it is neither retired nor scaled down')), leases),
         can['revisions:write'] && deployForm(st, refresh),
         can['apps:write'] && scaleForm(st, refresh),
         can['apps:write'] && deleteSection(st)),
@@ -291,12 +373,15 @@ async function appPage(view, tenant, name) {
   async function refresh() {
     clearTimeout(pending);
     try {
-      const [revs, sessions] = await Promise.all([api('GET', base + '/revisions', undefined, view.signal), api('GET', base + '/sessions', undefined, view.signal)]);
+      const [revs, sessions, held] = await Promise.all([api('GET', base + '/revisions', undefined, view.signal), api('GET', base + '/sessions', undefined, view.signal),
+        can['leases:read'] ? api('GET', base + '/leases', undefined, view.signal) : { leases: [] }]);
       st.revs = revs.revisions.sort((a, b) => b.generation - a.generation);
+      st.leases = held.leases;
       st.sessions = sessions;
       st.samples.push({ t: Date.now(), counts: sessions.revisions });
       while (st.samples.length && st.samples[0].t < Date.now() - HISTORY_MS) st.samples.shift();
       renderRevisions(st, revTable, refresh);
+      if (can['leases:read']) renderLeases(st, leases, refresh);
       renderProgress(st, progress);
       renderChart(st, chart);
     } catch (e) {
@@ -466,24 +551,46 @@ function renderChart(st, fig) {
   }))));
 }
 
+// deployForm deploys a new revision: an image of the catalog (what tenants
+// deploy on the process runtime), or a command for those who may run one.
 function deployForm(st, refresh) {
+  const imgs = st.catalog || [];
+  const image = imgs.length
+    ? h('div', { class: 'field' }, h('label', { for: 'f-image' }, 'Image'),
+      h('select', { id: 'f-image', name: 'image', 'aria-describedby': 'f-image-hint' },
+        h('option', { value: '' }, st.mayCommand ? '— none: run the command below —' : '— choose an image —'),
+        imgs.map(i => h('option', { value: i.image, title: (i.command || []).join(' ') }, i.image + (i.description ? ' — ' + i.description : '')))),
+      h('small', { id: 'f-image-hint', class: 'hint' }, 'From the ', h('a', { href: '#/images' }, 'image catalog'), '.'))
+    : field('Image', 'image', { placeholder: 'example/arena:0.2', 'aria-describedby': 'f-image-hint' },
+      st.catalog ? 'The image catalog is empty: a platform admin adds images to it.' : 'An image reference.');
+  const errLine = h('p', { id: 'deploy-error', class: 'err', role: 'alert' });
   const form = h('form', { id: 'deploy-form', class: 'card' }, h('h2', null, 'Deploy a new revision'),
     h('p', { class: 'muted small' }, 'It starts beside the active revision and takes over once healthy; the old one keeps its sessions.'),
-    h('div', { class: 'fields' },
-      field('Image', 'image', { placeholder: 'example/arena:0.2', 'aria-describedby': 'f-image-hint' }, 'Kubernetes runtime.'),
-      field('Command', 'command', { placeholder: '/srv/bin/arena --verbose', 'aria-describedby': 'f-command-hint' }, 'Process runtime: the program and its arguments, separated by spaces.'),
+    h('div', { class: 'fields' }, image,
+      st.mayCommand && field('Command', 'command', { placeholder: '/srv/bin/arena --verbose', 'aria-describedby': 'f-command-hint' },
+        'Process runtime: the program and its arguments, separated by spaces. Runs on the platform\'s machine: a platform admin\'s right, or a trusted tenant\'s.'),
       field('Environment', 'env', { rows: 2, placeholder: 'RESPAWN=false', 'aria-describedby': 'f-env-hint' }, 'One NAME=value a line.')),
-    h('button', { type: 'submit', id: 'deploy-btn' }, 'Deploy'));
+    errLine, h('button', { type: 'submit', id: 'deploy-btn' }, 'Deploy'));
   form.addEventListener('submit', async ev => {
     ev.preventDefault();
     const v = formValues(form);
     const body = {};
-    if (v.image.trim()) body.image = v.image.trim();
-    if (v.command.trim()) body.command = v.command.trim().split(/\s+/);
+    if ((v.image || '').trim()) body.image = v.image.trim();
+    if ((v.command || '').trim()) body.command = v.command.trim().split(/\s+/);
     const env = v.env.split('\n').map(l => l.trim()).filter(Boolean);
     if (env.length) body.env = Object.fromEntries(env.map(l => [l.split('=')[0], l.split('=').slice(1).join('=')]));
-    const rev = await busy($('#deploy-btn'), () => api('POST', st.base + '/revisions', body), r => `Revision ${r.id} deployed: starting…`);
-    if (rev) { st.watch = { id: rev.id }; refresh(); }
+    errLine.textContent = '';
+    const btn = $('#deploy-btn');
+    btn.disabled = true;
+    try {
+      const rev = await api('POST', st.base + '/revisions', body);
+      flash(`Revision ${rev.id} deployed: starting…`);
+      st.watch = { id: rev.id };
+      refresh();
+    } catch (e) {
+      errLine.textContent = e.message; // next to the form: why the platform refused
+      flash(e.message, 'err');
+    } finally { btn.disabled = false; }
   });
   return form;
 }

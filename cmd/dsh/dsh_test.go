@@ -112,11 +112,9 @@ func TestEvalFlag(t *testing.T) {
 		t.Fatalf("several -e: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 
-	if p.Token != "" {
-		r = op.dsh("", nil, "-e", `dsh.WhoAmI()`)
-		if r.Code != 0 || r.Stdout != "admin (platform admin), tenant default\n" {
-			t.Fatalf("dsh.WhoAmI(): exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
-		}
+	r = op.dsh("", nil, "-e", `dsh.WhoAmI()`)
+	if r.Code != 0 || r.Stdout != "admin (platform admin), tenant default\n" {
+		t.Fatalf("dsh.WhoAmI(): exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 
 	r = op.dsh("", nil, "-e", `apps.Get("nope")`, "-e", `"not reached"`)
@@ -184,12 +182,6 @@ func TestLoginSavesURLAndToken(t *testing.T) {
 	p := startPlatform(t)
 	op := newOperator(t, nil) // no DISCOVERY_* in the environment
 	tokenFile := filepath.Join(p.DataDir, "admin.token")
-	if p.Token == "" {
-		tokenFile = filepath.Join(t.TempDir(), "token")
-		if err := os.WriteFile(tokenFile, []byte("no-auth\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	r := op.dsh("", nil, "login", "--url", p.URL, "--tenant", "default", "--token-file", tokenFile)
 	if r.Code != 0 {
@@ -204,7 +196,7 @@ func TestLoginSavesURLAndToken(t *testing.T) {
 		t.Errorf("config mode %v, want 0600", fi.Mode().Perm())
 	}
 	b, _ := os.ReadFile(path)
-	if !strings.Contains(string(b), p.URL) || (p.Token != "" && !strings.Contains(string(b), p.Token)) {
+	if !strings.Contains(string(b), p.URL) || !strings.Contains(string(b), p.Token) {
 		t.Errorf("config lacks URL or token:\n%s", b)
 	}
 
@@ -213,26 +205,24 @@ func TestLoginSavesURLAndToken(t *testing.T) {
 		t.Fatalf("after login: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 
-	if p.Token != "" {
-		r = op.dsh("", []string{"DISCOVERY_TOKEN=not-a-token"}, "login", "--url", p.URL)
-		if r.Code != 1 || !strings.Contains(r.Stderr, "refused the token") {
-			t.Fatalf("login with a bad token: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
-		}
-		if b2, _ := os.ReadFile(path); string(b2) != string(b) {
-			t.Error("a refused login changed the saved config")
-		}
+	r = op.dsh("", []string{"DISCOVERY_TOKEN=not-a-token"}, "login", "--url", p.URL)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "refused the token") {
+		t.Fatalf("login with a bad token: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if b2, _ := os.ReadFile(path); string(b2) != string(b) {
+		t.Error("a refused login changed the saved config")
+	}
 
-		// Logged out, the platform refuses the calls, clearly.
-		if r = op.dsh("", nil, "logout"); r.Code != 0 {
-			t.Fatalf("dsh logout: exit %d\n%s", r.Code, r.Stderr)
-		}
-		if b2, _ := os.ReadFile(path); strings.Contains(string(b2), p.Token) || !strings.Contains(string(b2), p.URL) {
-			t.Errorf("after logout the config is:\n%s", b2)
-		}
-		r = op.dsh("", nil, "-e", `apps.List()`)
-		if r.Code != 1 || !strings.Contains(r.Stderr, "(unauthenticated)") {
-			t.Fatalf("logged out: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
-		}
+	// Logged out, the platform refuses the calls, clearly.
+	if r = op.dsh("", nil, "logout"); r.Code != 0 {
+		t.Fatalf("dsh logout: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if b2, _ := os.ReadFile(path); strings.Contains(string(b2), p.Token) || !strings.Contains(string(b2), p.URL) {
+		t.Errorf("after logout the config is:\n%s", b2)
+	}
+	r = op.dsh("", nil, "-e", `apps.List()`)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "(unauthenticated)") {
+		t.Fatalf("logged out: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
 
@@ -259,46 +249,108 @@ func TestPipedInputSurvivesErrors(t *testing.T) {
 	}
 }
 
-// TestTenantAdministration: an admin creates a tenant, sets its quota,
-// grants a member a role and issues the member a token; the member works in
-// that tenant only.
+// TestTenantAdministration: an admin creates a tenant, sets its quota and
+// makes olivia its owner, with a token bound to it. Olivia grants alice a
+// role and mints her a token bound to acme as well; neither token works in
+// default, where both have roles too. The admin puts the test app into the
+// image catalog: alice deploys it by its image (a raw command is refused
+// until the admin trusts acme), takes a lease on it and releases it.
 func TestTenantAdministration(t *testing.T) {
 	p := startPlatform(t)
-	if p.Token == "" {
-		t.Skip("authentication is off on this platform: no roles or tokens to administer")
-	}
+	app := build.Binary(t)
 	op := newOperator(t, p)
 	r := op.dsh("", nil,
 		"-e", `tenants.Create("acme")`,
 		"-e", `tenants.SetQuota("acme", client.Quota{MaxApps: 1, MaxReplicas: 4, MaxRevisions: 5, MaxCPUMillis: 1000, MaxMemoryMB: 512})`,
-		"-e", `tenants.Grant("acme", "alice", "deployer")`,
+		"-e", `tenants.Grant("acme", "olivia", "owner")`,
+		"-e", `tenants.Grant("default", "olivia", "owner")`,
+		"-e", `tenants.Grant("default", "alice", "deployer")`,
 		"-e", `tenants.Members("acme")`,
 		"-e", `tenants.Quota("acme")`,
-		"-e", `tokens.IssueFor("acme", "alice", time.Hour)`)
+		"-e", `tokens.IssueFor("acme", "olivia", time.Hour)`)
 	if r.Code != 0 {
 		t.Fatalf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	for _, want := range []string{"tenant acme (namespace ", "\nSUBJECT  ROLE\nalice    deployer\n", "apps 0/1, replicas 0/4"} {
+	for _, want := range []string{"tenant acme (namespace ", "\nSUBJECT  ROLE\nolivia   owner\n", "apps 0/1, replicas 0/4, stored 0 B/4 MiB", "leases per revision 100"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
 		}
 	}
-	m := regexp.MustCompile(`(?m)^token \S+ for alice, expires .*\n(\S+)$`).FindStringSubmatch(r.Stdout)
-	if m == nil {
-		t.Fatalf("no token in:\n%s", r.Stdout)
-	}
+	olivia := []string{"DISCOVERY_TOKEN=" + issued(t, r.Stdout, "olivia", "acme"), "DISCOVERY_TENANT=acme"}
 
-	alice := []string{"DISCOVERY_TOKEN=" + m[1], "DISCOVERY_TENANT=acme"}
-	r = op.dsh("", alice, "-e", `apps.Create(apps.Spec{Name: "one"})`, "-e", `apps.List()`)
-	if r.Code != 0 || !regexp.MustCompile(`(?m)^one\s+1\s`).MatchString(r.Stdout) {
+	// The owner mints a token bound to her tenant for a member of it.
+	r = op.dsh("", olivia, "-e", `dsh.WhoAmI()`, "-e", `tenants.Grant("acme", "alice", "deployer")`, "-e", `tokens.IssueFor("acme", "alice", time.Hour)`)
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "olivia (token bound to tenant acme), owner in tenant acme\n") {
+		t.Fatalf("olivia mints alice's token: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	alice := []string{"DISCOVERY_TOKEN=" + issued(t, r.Stdout, "alice", "acme"), "DISCOVERY_TENANT=acme"}
+	// What her token may not do: mint an unscoped token, or one for a
+	// platform admin; act in default, although she owns it too.
+	refused(t, op, olivia, "(forbidden)", `tokens.Issue("alice", time.Hour)`)
+	refused(t, op, olivia, "(forbidden)", `tokens.IssueFor("acme", "admin", time.Hour)`)
+	refused(t, op, olivia, "(forbidden)", `tokens.IssueFor("default", "alice", time.Hour)`)
+	refused(t, op, olivia, "(forbidden)", `tenants.Use("default")`)
+
+	// Alice works in acme, within its quota, and nowhere else.
+	r = op.dsh("", alice, "-e", `dsh.WhoAmI()`, "-e", `apps.Create(apps.Spec{Name: "one", HealthPath: "/healthz"})`, "-e", `apps.List()`, "-e", `images.List()`)
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "alice (token bound to tenant acme), deployer in tenant acme\n") ||
+		!regexp.MustCompile(`(?m)^one\s+1\s`).MatchString(r.Stdout) || !strings.HasSuffix(r.Stdout, "(no images in the catalog)\n") {
 		t.Fatalf("alice in acme: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	r = op.dsh("", alice, "-e", `apps.Create(apps.Spec{Name: "two"})`)
-	if r.Code != 1 || !strings.Contains(r.Stderr, "(quota_exceeded)") {
-		t.Fatalf("past the quota: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	refused(t, op, alice, "(quota_exceeded)", `apps.Create(apps.Spec{Name: "two"})`)
+	refused(t, op, append(alice, "DISCOVERY_TENANT=default"), "(forbidden)", `apps.List()`)
+	// A raw command runs on the platform's machine: not hers to deploy.
+	refused(t, op, alice, "deploy an image from the catalog", `deploy.Rollout("one", "`+app+`")`)
+	refused(t, op, alice, "(forbidden)", `images.Put("example/hello:1", []string{"/bin/sh"}, "")`)
+
+	// The admin puts the test app into the catalog; alice deploys it.
+	r = op.dsh("", nil, "-e", `images.Put("example/hello:1", []string{"`+app+`"}, "the test app")`, "-e", `images.List()`)
+	if r.Code != 0 || !regexp.MustCompile(`(?m)^IMAGE\s+COMMAND\s+UPDATED\s+DESCRIPTION\nexample/hello:1\s+`+regexp.QuoteMeta(app)+`\s+\d+s\s+the test app$`).MatchString(r.Stdout) {
+		t.Fatalf("the admin fills the catalog: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	r = op.dsh("", alice, "--tenant", "default", "-e", `apps.List()`)
-	if r.Code != 1 || !strings.Contains(r.Stderr, "(forbidden)") {
-		t.Fatalf("alice in another tenant: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	r = op.dsh("", alice,
+		"-e", `rev, err := deploy.Rollout("one", "example/hello:1"); dsh.Check(err)`,
+		"-e", `deploy.Wait("one", rev.ID, "active", time.Minute)`,
+		"-e", `strings.Join(rev.Command, " ")`,
+		"-e", `l, err := leases.Take("one", rev.ID, time.Minute); dsh.Check(err)`,
+		"-e", `leases.List("one")`,
+		"-e", `leases.Release("one", l.Lease)`,
+		"-e", `leases.List("one")`)
+	m := regexp.MustCompile(`^([0-9a-f]{8}) active \(1/1 ready\) generation 1\n` + regexp.QuoteMeta(app) + `\n` +
+		`LEASE\s+REVISION\s+REPLICA\s+HOLDER\s+LEFT\s+TTL\n[0-9a-f]+\s+([0-9a-f]{8})\s+-\s+alice\s+\S+\s+1m0s\n\(no leases\)\n$`).FindStringSubmatch(r.Stdout)
+	if r.Code != 0 || m == nil || m[1] != m[2] {
+		t.Fatalf("alice deploys the catalog's image and holds it: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+
+	// Trusted, acme may deploy commands; the catalog entry can go, what
+	// was deployed from it keeps running.
+	r = op.dsh("", nil, "-e", `tenants.AllowCommands("acme", true)`, "-e", `images.Delete("example/hello:1")`, "-e", `images.List()`)
+	if r.Code != 0 || !strings.Contains(r.Stdout, ", may deploy commands\n") || !strings.HasSuffix(r.Stdout, "(no images in the catalog)\n") {
+		t.Fatalf("the admin trusts acme: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	r = op.dsh("", alice, "-e", `deploy.Rollout("one", "`+app+`")`, "-e", `deploy.Status("one")`)
+	if r.Code != 0 || !regexp.MustCompile(`^[0-9a-f]{8} pending \(0/0 ready\) generation 2\n`).MatchString(r.Stdout) ||
+		!regexp.MustCompile(`(?m)^`+m[1]+`\s+1\s+(active|draining)\s`).MatchString(r.Stdout) {
+		t.Fatalf("alice deploys a command in trusted acme: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// issued finds the secret of the token tokens.IssueFor printed for subject.
+func issued(t *testing.T, out, subject, tenant string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^token \S+ for ` + subject + ` in tenant ` + tenant + `, expires .*\n(\S+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no token for %s in:\n%s", subject, out)
+	}
+	return m[1]
+}
+
+// refused runs one expression with env and wants it to fail with want in
+// its error.
+func refused(t *testing.T, op *operator, env []string, want, expr string) {
+	t.Helper()
+	r := op.dsh("", env, "-e", expr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, want) {
+		t.Errorf("%s: exit %d, want 1 and an error with %q\n%s%s", expr, r.Code, want, r.Stdout, r.Stderr)
 	}
 }

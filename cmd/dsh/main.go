@@ -1,9 +1,9 @@
 // Command dsh is the Discovery shell: an interactive Go REPL with the
-// platform's APIs preloaded (apps, deploy, endpoint, events, logs, tenants,
-// tokens), so an operator deploys with deploy.Rollout("arena", "./bin/arena")
-// instead of curl. It also evaluates one expression (dsh -e '...') and runs
-// scripts (dsh run script.go): plain Go files whose code is the source of
-// truth for what runs.
+// platform's APIs preloaded (apps, deploy, endpoint, events, logs, leases,
+// images, tenants, tokens), so an operator deploys with
+// deploy.Rollout("arena", "example/arena:0.2") instead of curl. It also
+// evaluates one expression (dsh -e '...') and runs scripts (dsh run
+// script.go): plain Go files whose code is the source of truth for what runs.
 //
 //	dsh [--url URL] [--tenant T]                 interactive shell
 //	dsh [--url URL] [--tenant T] -e EXPR ...     evaluate, print, exit (1 on error)

@@ -38,15 +38,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binaries builds dsh and the platform on first use.
+// binaries builds dsh and the platform on first use, with the process
+// runtime's discovery-supervisor beside the platform (where it looks for
+// it). Replicas run as other uids when the tests run as root: the directory
+// is theirs to read.
 func binaries(t *testing.T) (dsh, platform string) {
 	t.Helper()
 	binOnce.Do(func() {
 		if binDir, binErr = os.MkdirTemp("", "dsh-test-"); binErr != nil {
 			return
 		}
+		if binErr = os.Chmod(binDir, 0o755); binErr != nil {
+			return
+		}
 		dshBin, platformBin = filepath.Join(binDir, "dsh"), filepath.Join(binDir, "platform")
-		for out, pkg := range map[string]string{dshBin: module + "/cmd/dsh", platformBin: module + "/cmd/platform"} {
+		for out, pkg := range map[string]string{dshBin: module + "/cmd/dsh", platformBin: module + "/cmd/platform",
+			filepath.Join(binDir, "discovery-supervisor"): build.SupervisorPackage} {
 			if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
 				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 				return
@@ -65,7 +72,7 @@ const module = "github.com/discovery-platform/discovery"
 type platform struct {
 	URL     string
 	DataDir string
-	// Token is the bootstrap admin token ("" when authentication is off).
+	// Token is the bootstrap admin token.
 	Token  string
 	Marker string
 	cmd    *exec.Cmd
@@ -102,10 +109,13 @@ func startPlatform(t *testing.T) *platform {
 
 func launchPlatform(t *testing.T) (*platform, error) {
 	_, bin := binaries(t)
-	p := &platform{DataDir: t.TempDir(), Marker: proctest.Marker(t), done: make(chan struct{})}
+	p := &platform{DataDir: traversable(t), Marker: proctest.Marker(t), done: make(chan struct{})}
 	addr := freeAddr(t)
 	p.URL = "http://" + addr
-	p.cmd = exec.Command(bin, "--addr", addr, "--gateway-addr", freeAddr(t), "--data-dir", p.DataDir, "--probe-interval", "100ms")
+	// Replicas never inherit the platform's environment: the marker that
+	// finds them at cleanup is passed on explicitly.
+	p.cmd = exec.Command(bin, "--addr", addr, "--gateway-addr", freeAddr(t), "--data-dir", p.DataDir, "--probe-interval", "100ms",
+		"--replica-env", p.Marker)
 	p.cmd.Env = append(os.Environ(), p.Marker)
 	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	if err := p.cmd.Start(); err != nil {
@@ -137,11 +147,23 @@ func launchPlatform(t *testing.T) (*platform, error) {
 			t.Fatalf("the platform was not ready within 60s:\n%s", p.log.String())
 		}
 	}
-	// With authentication on, the first start writes the admin's token.
-	if b, err := os.ReadFile(filepath.Join(p.DataDir, "admin.token")); err == nil {
-		p.Token = strings.TrimSpace(string(b))
+	// Authentication is always on: the first start writes the admin's token.
+	b, err := os.ReadFile(filepath.Join(p.DataDir, "admin.token"))
+	if err != nil {
+		t.Fatalf("the platform is ready but wrote no admin token: %v", err)
 	}
+	p.Token = strings.TrimSpace(string(b))
 	return p, nil
+}
+
+// traversable is a fresh data dir whose ancestors replicas running as other
+// uids can traverse (t.TempDir's own parent is 0700).
+func traversable(t *testing.T) string {
+	d := t.TempDir()
+	if err := os.Chmod(filepath.Dir(d), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // Stop stops the platform: SIGTERM, then SIGKILL after 10s.
@@ -188,10 +210,7 @@ func newOperator(t *testing.T, p *platform) *operator {
 	}
 	o.Env = append(o.Env, "HOME="+home, "XDG_CONFIG_HOME="+o.Config, "TERM=xterm")
 	if p != nil {
-		o.Env = append(o.Env, "DISCOVERY_URL="+p.URL, p.Marker)
-		if p.Token != "" {
-			o.Env = append(o.Env, "DISCOVERY_TOKEN="+p.Token)
-		}
+		o.Env = append(o.Env, "DISCOVERY_URL="+p.URL, "DISCOVERY_TOKEN="+p.Token, p.Marker)
 	}
 	return o
 }

@@ -10,6 +10,7 @@ import (
 func init() {
 	Symbols["github.com/discovery-platform/discovery/shell/lib/tenants/tenants"] = map[string]reflect.Value{
 		// function, constant and variable definitions
+		"AllowCommands":   reflect.ValueOf(tenants.AllowCommands),
 		"Create":          reflect.ValueOf(tenants.Create),
 		"CreateWithQuota": reflect.ValueOf(tenants.CreateWithQuota),
 		"Current":         reflect.ValueOf(tenants.Current),
@@ -18,6 +19,7 @@ func init() {
 		"Grant":           reflect.ValueOf(tenants.Grant),
 		"List":            reflect.ValueOf(tenants.List),
 		"Members":         reflect.ValueOf(tenants.Members),
+		"PatchQuota":      reflect.ValueOf(tenants.PatchQuota),
 		"Quota":           reflect.ValueOf(tenants.Quota),
 		"Revoke":          reflect.ValueOf(tenants.Revoke),
 		"SetQuota":        reflect.ValueOf(tenants.SetQuota),

@@ -6,7 +6,7 @@ package symbols
 
 import "reflect"
 
-//go:generate go run github.com/traefik/yaegi/cmd/yaegi extract github.com/discovery-platform/discovery/client github.com/discovery-platform/discovery/shell/lib/dsh github.com/discovery-platform/discovery/shell/lib/apps github.com/discovery-platform/discovery/shell/lib/deploy github.com/discovery-platform/discovery/shell/lib/endpoint github.com/discovery-platform/discovery/shell/lib/tenants github.com/discovery-platform/discovery/shell/lib/tokens github.com/discovery-platform/discovery/shell/lib/events github.com/discovery-platform/discovery/shell/lib/logs
+//go:generate go run github.com/traefik/yaegi/cmd/yaegi extract github.com/discovery-platform/discovery/client github.com/discovery-platform/discovery/shell/lib/dsh github.com/discovery-platform/discovery/shell/lib/apps github.com/discovery-platform/discovery/shell/lib/deploy github.com/discovery-platform/discovery/shell/lib/endpoint github.com/discovery-platform/discovery/shell/lib/tenants github.com/discovery-platform/discovery/shell/lib/tokens github.com/discovery-platform/discovery/shell/lib/events github.com/discovery-platform/discovery/shell/lib/logs github.com/discovery-platform/discovery/shell/lib/images github.com/discovery-platform/discovery/shell/lib/leases
 
 // Symbols maps "<import path>/<package name>" to the package's exported
 // symbols, as interp.Interpreter.Use wants them.

@@ -43,15 +43,25 @@ var (
 	platformErr  error
 )
 
-// platformBinary builds cmd/platform once per test process.
+// platformBinary builds cmd/platform once per test process, with the
+// process runtime's discovery-supervisor beside it (where the runtime looks
+// for it). Replicas run as other uids when the test runs as root: the
+// directory is theirs to read.
 func platformBinary(t *testing.T) string {
 	platformOnce.Do(func() {
 		if platformDir, platformErr = os.MkdirTemp("", "discovery-browser-"); platformErr != nil {
 			return
 		}
+		if platformErr = os.Chmod(platformDir, 0o755); platformErr != nil {
+			return
+		}
 		out := filepath.Join(platformDir, "platform")
 		if b, err := exec.Command("go", "build", "-o", out, "github.com/discovery-platform/discovery/cmd/platform").CombinedOutput(); err != nil {
 			platformErr = fmt.Errorf("build platform: %v\n%s", err, b)
+			return
+		}
+		if b, err := exec.Command("go", "build", "-o", filepath.Join(platformDir, "discovery-supervisor"), build.SupervisorPackage).CombinedOutput(); err != nil {
+			platformErr = fmt.Errorf("build supervisor: %v\n%s", err, b)
 			return
 		}
 		platformBin = out
@@ -93,10 +103,12 @@ func StartPlatform(t *testing.T) *Platform {
 // launchPlatform starts one platform process and reports whether it
 // answered /readyz (false: it exited first).
 func launchPlatform(t *testing.T) (*Platform, bool) {
-	p := &Platform{t: t, App: build.Binary(t), dataDir: t.TempDir(), Addr: freeAddr(t)}
+	p := &Platform{t: t, App: build.Binary(t), dataDir: traversable(t), Addr: freeAddr(t)}
 	marker := proctest.Marker(t)
+	// Replicas never inherit the platform's environment: the marker that
+	// finds them at cleanup is passed on explicitly.
 	cmd := exec.Command(platformBinary(t), "--addr", p.Addr, "--gateway-addr", freeAddr(t), "--data-dir", p.dataDir,
-		"--probe-interval", "100ms", "--resync", "1s", "--endpoint-rate", "0")
+		"--probe-interval", "100ms", "--resync", "1s", "--endpoint-rate", "0", "--replica-env", marker)
 	cmd.Env = append(os.Environ(), marker)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -172,6 +184,14 @@ func (p *Platform) Call(token, method, path string, body, out any) int {
 		require.NoError(p.t, json.Unmarshal(b, out), string(b))
 	}
 	return resp.StatusCode
+}
+
+// traversable is a fresh data dir whose ancestors replicas running as other
+// uids can traverse (t.TempDir's own parent is 0700).
+func traversable(t *testing.T) string {
+	d := t.TempDir()
+	require.NoError(t, os.Chmod(filepath.Dir(d), 0o711))
+	return d
 }
 
 func freeAddr(t *testing.T) string {

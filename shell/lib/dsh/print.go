@@ -44,6 +44,10 @@ func Sprint(v any) string {
 		return memberTable(x)
 	case []client.Replica:
 		return replicaTable(x)
+	case []client.Image:
+		return imageTable(x)
+	case []client.Lease:
+		return leaseTable(x)
 	case []string:
 		return strings.Join(x, "\n")
 	case fmt.Stringer:
@@ -139,9 +143,13 @@ func tenantTable(list []client.Tenant) string {
 		if t.Deleting {
 			status = "deleting"
 		}
-		rows = append(rows, []string{t.Name, t.Namespace, fmt.Sprint(t.Quota.MaxApps), fmt.Sprint(t.Quota.MaxReplicas), status})
+		commands := "-"
+		if t.AllowCommands {
+			commands = "allowed"
+		}
+		rows = append(rows, []string{t.Name, t.Namespace, fmt.Sprint(t.Quota.MaxApps), fmt.Sprint(t.Quota.MaxReplicas), commands, status})
 	}
-	return table("TENANT\tNAMESPACE\tMAX APPS\tMAX REPLICAS\tSTATUS", rows)
+	return table("TENANT\tNAMESPACE\tMAX APPS\tMAX REPLICAS\tCOMMANDS\tSTATUS", rows)
 }
 
 func memberTable(list []client.Member) string {
@@ -168,6 +176,32 @@ func replicaTable(list []client.Replica) string {
 		rows = append(rows, []string{r.ID, state, r.Address})
 	}
 	return table("REPLICA\tSTATE\tADDRESS", rows)
+}
+
+func imageTable(list []client.Image) string {
+	if len(list) == 0 {
+		return none("images in the catalog")
+	}
+	rows := make([][]string, 0, len(list))
+	for _, i := range list {
+		rows = append(rows, []string{i.Ref, strings.Join(i.Command, " "), age(i.UpdatedAt), i.Description})
+	}
+	return table("IMAGE\tCOMMAND\tUPDATED\tDESCRIPTION", rows)
+}
+
+func leaseTable(list []client.Lease) string {
+	if len(list) == 0 {
+		return none("leases")
+	}
+	rows := make([][]string, 0, len(list))
+	for _, l := range list {
+		replica := l.Replica
+		if replica == "" {
+			replica = "-"
+		}
+		rows = append(rows, []string{l.Lease, l.Revision, replica, l.Holder, l.ExpiresIn.D().Round(time.Second).String(), l.TTL.String()})
+	}
+	return table("LEASE\tREVISION\tREPLICA\tHOLDER\tLEFT\tTTL", rows)
 }
 
 // age is a short "how long ago": 12s, 5m, 3h, 2d.

@@ -70,3 +70,21 @@ func TestWithoutSessionEveryCallSaysSo(t *testing.T) {
 		t.Fatalf("Connected() error %v, want ErrNoSession", err)
 	}
 }
+
+func TestCatalogAndLeasesPrintAsTables(t *testing.T) {
+	imgs := Sprint([]client.Image{{Ref: "example/arena:0.2", Command: []string{"/srv/arena", "--fast"}, Description: "the arena", UpdatedAt: time.Now()}})
+	if !regexp.MustCompile(`^IMAGE\s+COMMAND\s+UPDATED\s+DESCRIPTION\nexample/arena:0\.2\s+/srv/arena --fast\s+\d+s\s+the arena$`).MatchString(imgs) {
+		t.Errorf("the catalog prints:\n%s", imgs)
+	}
+	leases := Sprint([]client.Lease{{Lease: "7a", Revision: "9d00cc18", Holder: "alice", TTL: client.Duration(time.Minute), ExpiresIn: client.Duration(41500 * time.Millisecond)}})
+	if !regexp.MustCompile(`^LEASE\s+REVISION\s+REPLICA\s+HOLDER\s+LEFT\s+TTL\n7a\s+9d00cc18\s+-\s+alice\s+42s\s+1m0s$`).MatchString(leases) {
+		t.Errorf("leases print:\n%s", leases)
+	}
+	if Sprint([]client.Lease{}) != "(no leases)" || Sprint([]client.Image{}) != "(no images in the catalog)" {
+		t.Error("empty lists")
+	}
+	ten := Sprint([]client.Tenant{{Name: "acme", Namespace: "discovery-acme", AllowCommands: true}})
+	if !regexp.MustCompile(`COMMANDS\s+STATUS\nacme\s.*\sallowed\s+ok$`).MatchString(ten) {
+		t.Errorf("tenants print:\n%s", ten)
+	}
+}

@@ -1,5 +1,6 @@
-// Package tenants is dsh's tenant administration: tenants, their quotas and
-// members, and switching the session to another tenant (Use).
+// Package tenants is dsh's tenant administration: tenants, their quotas,
+// trust (AllowCommands) and members, and switching the session to another
+// tenant (Use).
 package tenants
 
 import (
@@ -47,7 +48,9 @@ func Create(name string) (client.Tenant, error) {
 	return c.CreateTenant(dsh.Context(), client.TenantSpec{Name: name})
 }
 
-// CreateWithQuota creates a tenant with quota q (admin).
+// CreateWithQuota creates a tenant with quota q (admin); q sets every field
+// (MaxLeasesPerRevision and MaxStoredBytes cannot be 0). To change a few of
+// the defaults, Create, then PatchQuota.
 func CreateWithQuota(name string, q client.Quota) (client.Tenant, error) {
 	c, err := dsh.Connected()
 	if err != nil {
@@ -74,14 +77,37 @@ func Quota(name string) (client.QuotaUsage, error) {
 	return c.Quota(dsh.Context(), name)
 }
 
-// SetQuota replaces a tenant's quota (admin):
+// SetQuota sets a tenant's quota (admin):
 // tenants.SetQuota("acme", client.Quota{MaxApps: 5, MaxReplicas: 20, MaxRevisions: 10, MaxCPUMillis: 2000, MaxMemoryMB: 2048}).
+// A zero MaxLeasesPerRevision or MaxStoredBytes keeps the tenant's value.
 func SetQuota(name string, q client.Quota) (client.Tenant, error) {
 	c, err := dsh.Connected()
 	if err != nil {
 		return client.Tenant{}, err
 	}
 	return c.SetQuota(dsh.Context(), name, q)
+}
+
+// PatchQuota changes only the quota fields p sets (admin):
+// tenants.PatchQuota("acme", client.QuotaPatch{MaxStoredBytes: client.Int64(16 << 20)}).
+func PatchQuota(name string, p client.QuotaPatch) (client.Tenant, error) {
+	c, err := dsh.Connected()
+	if err != nil {
+		return client.Tenant{}, err
+	}
+	return c.PatchQuota(dsh.Context(), name, p)
+}
+
+// AllowCommands lets a tenant deploy raw commands on the process runtime,
+// or stops it (admin). A command runs on the platform's own machine: allow
+// it for trusted tenants only; the others deploy images from the catalog
+// (images.List()).
+func AllowCommands(name string, allow bool) (client.Tenant, error) {
+	c, err := dsh.Connected()
+	if err != nil {
+		return client.Tenant{}, err
+	}
+	return c.SetTenantTrust(dsh.Context(), name, allow)
 }
 
 // Members lists a tenant's members and roles.

@@ -132,6 +132,9 @@ func (c *check) setup(ctx context.Context) error {
 	if c.cfg.Platform == "" || c.cfg.Testapp == "" {
 		c.printf("building the platform and the echo app...")
 	}
+	if err := rig.OpenToReplicas(c.dir); err != nil {
+		return err
+	}
 	platform, testapp, err := rig.Binaries(c.dir, c.cfg.Platform, c.cfg.Testapp)
 	if err != nil {
 		return err
@@ -161,7 +164,7 @@ func (c *check) setup(ctx context.Context) error {
 			Args: []string{"--etcd", c.etcd.Endpoint, "--addr", in.api, "--gateway-addr", in.gateway,
 				"--data-dir", filepath.Join(c.dir, name), "--replica-dir", filepath.Join(c.dir, "replicas"),
 				"--probe-interval", "500ms", "--log-level", "warn", "--endpoint-rate", "0", "--reservations-per-addr", "0",
-				"--max-sessions-per-addr", "0", "--max-sessions-per-tenant", "0"}}
+				"--max-sessions-per-addr", "0", "--max-sessions-per-tenant", "0", "--replica-env", c.marker}}
 		in.proc.Args = append(in.proc.Args, tlsArgs...)
 		if err := in.proc.Start(); err != nil {
 			return err

@@ -44,7 +44,7 @@ func (s Sample) Live() float64 { return s.NextGC / (1 + s.GOGC/100) }
 func (c *check) sample(ctx context.Context, in *instance) (Sample, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	m, err := rig.Metrics(cctx, c.api.HTTP, c.api.Scheme+"://"+in.api+"/metrics",
+	m, err := rig.Metrics(cctx, c.api.HTTP, c.api.Scheme+"://"+in.api+"/metrics", c.api.Token,
 		"go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes", "go_gc_gogc_percent",
 		"go_gc_duration_seconds_count", "discovery_gateway_connections")
 	if err != nil {

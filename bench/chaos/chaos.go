@@ -185,6 +185,9 @@ func (c *chaos) setup(ctx context.Context) error {
 	if c.cfg.Platform == "" || c.cfg.Testapp == "" {
 		c.printf("building the platform and the test app...")
 	}
+	if err := rig.OpenToReplicas(c.dir); err != nil {
+		return err
+	}
 	platform, testapp, err := rig.Binaries(c.dir, c.cfg.Platform, c.cfg.Testapp)
 	if err != nil {
 		return err
@@ -202,7 +205,7 @@ func (c *chaos) setup(ctx context.Context) error {
 	}
 	c.api = rig.NewAPI(apiAddr)
 	env := append(os.Environ(), c.marker)
-	common := []string{"--etcd", c.etcd.Endpoint, "--probe-interval", "200ms", "--log-level", "info",
+	common := []string{"--etcd", c.etcd.Endpoint, "--probe-interval", "200ms", "--log-level", "info", "--replica-env", c.marker,
 		"--max-sessions-per-addr", "0", "--max-sessions-per-tenant", "0", "--reservations-per-addr", "0"}
 	for i := 0; i <= c.cfg.Gateways; i++ {
 		addr, err := rig.FreeAddr()

@@ -71,3 +71,14 @@ func TestMain(m *testing.M) {
 	build.Cleanup()
 	os.Exit(code)
 }
+
+// TestSummaryFailsOnAnUnexplainedConnect: a first connect that failed with
+// no kill to explain it fails the run (finding 9: the summary counted them
+// and passed).
+func TestSummaryFailsOnAnUnexplainedConnect(t *testing.T) {
+	ok := Summary{Iterations: 1, Messages: 10, ConnectExpected: 3}
+	assert.Empty(t, ok.Failures(), "connects a kill explains are fine")
+	bad := ok
+	bad.ConnectUnexplained = 1
+	assert.Equal(t, []string{"1 first connects failed with no kill to explain them"}, bad.Failures())
+}

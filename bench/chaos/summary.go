@@ -58,6 +58,12 @@ func (s Summary) Failures() []string {
 	if s.ReconnectFailed > 0 {
 		f = append(f, fmt.Sprintf("%d reconnects to a live replica failed", s.ReconnectFailed))
 	}
+	if s.ConnectUnexplained > 0 {
+		// The class the chaos run itself found (a gateway answering 410 for
+		// a replica another instance had just handed out): a first connect
+		// that failed with no kill to explain it is a bug.
+		f = append(f, fmt.Sprintf("%d first connects failed with no kill to explain them", s.ConnectUnexplained))
+	}
 	for _, l := range []struct {
 		what string
 		v    []string

@@ -78,25 +78,17 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-func build(dir, pkg, name string) (string, error) {
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Stderr = os.Stderr
-	return out, cmd.Run()
-}
-
 func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtts int) error {
 	dir, err := os.MkdirTemp("", "discovery-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Println("building platform and echo app...")
-	platform, err := build(dir, "github.com/discovery-platform/discovery/cmd/platform", "platform")
-	if err != nil {
+	if err := rig.OpenToReplicas(dir); err != nil {
 		return err
 	}
-	echo, err := build(dir, "github.com/discovery-platform/discovery/internal/testapp", "testapp")
+	fmt.Println("building platform and echo app...")
+	platform, echo, err := rig.Binaries(dir, "", "")
 	if err != nil {
 		return err
 	}
@@ -119,7 +111,7 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 		gw := freeAddr()
 		args := []string{"--etcd", etcd.Endpoint, "--gateway-addr", gw, "--data-dir", filepath.Join(dir, "data"+strconv.Itoa(i)),
 			"--instance", "bench-" + strconv.Itoa(i), "--probe-interval", "200ms", "--log-level", "warn",
-			"--max-sessions-per-addr", "0", "--max-sessions-per-tenant", "0", "--reservations-per-addr", "0"}
+			"--max-sessions-per-addr", "0", "--max-sessions-per-tenant", "0", "--reservations-per-addr", "0", "--replica-env", marker}
 		if i == 0 {
 			args = append(args, "--addr", api, "--endpoint-rate", "0")
 		} else {

@@ -10,6 +10,7 @@
 //	SHUTDOWN_DELAY=<dur>     on SIGTERM, keep serving that long, then exit 0
 //	IGNORE_SIGTERM=1         on SIGTERM, keep running (SIGKILL is needed)
 //	VERSION=<s>              reported by GET /
+//	PROBE=1 (and PROBE_*)    act as a hostile replica: see probe.go
 //
 // Routes: GET /healthz; GET / answers {"revision","replica","pid","version"}
 // from $DISCOVERY_REVISION, $DISCOVERY_REPLICA, its pid and $VERSION; GET
@@ -36,6 +37,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "failing on purpose")
 		os.Exit(3)
 	}
+	probe()
 	start := time.Now()
 	healthDelay := duration("HEALTH_DELAY")
 	shutdownDelay := duration("SHUTDOWN_DELAY")

@@ -50,10 +50,21 @@ func platformBinary(t *testing.T) string {
 			platformErr = err
 			return
 		}
+		// Replicas run as other uids: they must reach the supervisor and
+		// the testapp binaries.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			platformErr = err
+			return
+		}
 		out := filepath.Join(dir, "platform")
 		cmd := exec.Command("go", "build", "-race", "-o", out, "github.com/discovery-platform/discovery/cmd/platform")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			platformErr = fmt.Errorf("build platform: %v\n%s", err, b)
+			return
+		}
+		cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "discovery-supervisor"), "github.com/discovery-platform/discovery/cmd/discovery-supervisor")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			platformErr = fmt.Errorf("build supervisor: %v\n%s", err, b)
 			return
 		}
 		platformBin = out
@@ -74,8 +85,9 @@ type Framework struct {
 	App     string // testapp binary
 	// Token is the bootstrap admin token the platform wrote on first start.
 	Token string
-	// Args are extra platform flags.
+	// Args are extra platform flags; Env extra variables of its environment.
 	Args []string
+	Env  []string
 	// Binary is the platform binary to run (default: the one built for the run).
 	Binary string
 	// TLS is the client side of a platform started with --tls-cert: the
@@ -95,7 +107,7 @@ type Framework struct {
 
 // New prepares an installation; Start runs the platform on it.
 func New(t *testing.T) *Framework {
-	f := &Framework{t: t, DataDir: t.TempDir(), Marker: proctest.Marker(t), App: build.Binary(t)}
+	f := &Framework{t: t, DataDir: traversable(t), Marker: proctest.Marker(t), App: build.Binary(t)}
 	f.logs = filepath.Join(t.TempDir(), "platform.log")
 	f.Addr, f.Gateway = freeAddr(t), freeAddr(t)
 	t.Cleanup(func() {
@@ -110,6 +122,22 @@ func New(t *testing.T) *Framework {
 		}
 	})
 	return f
+}
+
+// supervisorBeside puts the discovery-supervisor binary next to a platform
+// binary built elsewhere, where the process runtime looks for it.
+func supervisorBeside(t *testing.T, bin string) {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(platformBinary(t)), "discovery-supervisor"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(bin), "discovery-supervisor"), b, 0o755))
+}
+
+// traversable is a fresh data dir whose ancestors replicas running as other
+// uids can traverse (t.TempDir's own parent is 0700).
+func traversable(t *testing.T) string {
+	d := t.TempDir()
+	require.NoError(t, os.Chmod(filepath.Dir(d), 0o711))
+	return d
 }
 
 func freeAddr(t *testing.T) string {
@@ -150,9 +178,10 @@ func (f *Framework) launch() bool {
 		bin = platformBinary(f.t)
 	}
 	cmd := exec.Command(bin, "--addr", f.Addr, "--gateway-addr", f.Gateway, "--data-dir", f.DataDir,
-		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug", "--endpoint-rate", "0", "--reservations-per-addr", "0")
+		"--probe-interval", "100ms", "--resync", "1s", "--log-level", "debug", "--endpoint-rate", "0", "--reservations-per-addr", "0",
+		"--replica-env", f.Marker)
 	cmd.Args = append(cmd.Args, f.Args...)
-	cmd.Env = append(os.Environ(), f.Marker)
+	cmd.Env = append(append(os.Environ(), f.Marker), f.Env...)
 	logf, err := os.OpenFile(f.logs, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	require.NoError(f.t, err)
 	cmd.Stderr = logf
@@ -249,8 +278,16 @@ func (f *Framework) Eventually(what string, within time.Duration, cond func() bo
 	}
 }
 
-// Call does an API request and decodes the JSON answer into out.
+// Call does an API request on the default tenant (path is under
+// /api/v1/tenants/default) as the admin, and decodes the JSON answer into out.
 func (f *Framework) Call(method, path string, body any, out any) int {
+	f.t.Helper()
+	return f.CallAs(f.Token, method, "/api/v1/tenants/default"+path, body, out)
+}
+
+// CallAs does an API request (path from /api/v1 on) with token and decodes
+// the JSON answer into out.
+func (f *Framework) CallAs(token, method, path string, body any, out any) int {
 	f.t.Helper()
 	var r io.Reader
 	if body != nil {
@@ -258,9 +295,9 @@ func (f *Framework) Call(method, path string, body any, out any) int {
 		require.NoError(f.t, err)
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, f.APIURL()+"/api/v1/tenants/default"+path, r)
+	req, err := http.NewRequest(method, f.APIURL()+path, r)
 	require.NoError(f.t, err)
-	req.Header.Set("Authorization", "Bearer "+f.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := f.HTTP().Do(req)
 	require.NoError(f.t, err)
 	defer resp.Body.Close()

@@ -187,7 +187,7 @@ func TestLeaderFailoverDuringRolloutOrphansNothing(t *testing.T) {
 		t.Skip("failover: skipped with -short")
 	}
 	etcd := etcdtest.Start(t)
-	shared := t.TempDir()
+	shared := traversable(t)
 	marker := proctest.Marker(t)
 	t.Cleanup(func() { proctest.KillAll(marker) })
 	var insts []*Framework

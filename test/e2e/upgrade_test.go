@@ -59,6 +59,7 @@ func TestSIGHUPUpgradeKeepsProxiedSessions(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "platform")
 	buildVersion(t, bin, "v1")
+	supervisorBeside(t, bin)
 	f := New(t)
 	f.Binary = bin
 	metrics := "http://" + freeAddr(t) + "/metrics"

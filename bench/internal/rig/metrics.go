@@ -13,10 +13,13 @@ import (
 // Metrics reads the unlabelled samples of the given names from a
 // Prometheus text endpoint (the platform's /metrics). A name the endpoint
 // does not expose is an error: a check must not pass on a missing figure.
-func Metrics(ctx context.Context, c *http.Client, u string, names ...string) (map[string]float64, error) {
+func Metrics(ctx context.Context, c *http.Client, u, token string, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" { // the API's /metrics needs an admin; --metrics-addr does not
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.Do(req)
 	if err != nil {

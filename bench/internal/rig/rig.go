@@ -25,20 +25,43 @@ import (
 
 // Packages the rig builds.
 const (
-	PlatformPackage = "github.com/discovery-platform/discovery/cmd/platform"
-	TestappPackage  = "github.com/discovery-platform/discovery/internal/testapp"
+	PlatformPackage   = "github.com/discovery-platform/discovery/cmd/platform"
+	SupervisorPackage = "github.com/discovery-platform/discovery/cmd/discovery-supervisor"
+	TestappPackage    = "github.com/discovery-platform/discovery/internal/testapp"
 )
 
 // Build compiles pkg into dir/name with the go command from PATH. Programs
 // under bench/ build without -race: they measure the platform, not the
-// detector, and the detector's memory would swamp the figures.
+// detector, and the detector's memory would swamp the figures. The platform
+// gets the discovery-supervisor binary beside it, where its process runtime
+// looks for it.
 func Build(dir, pkg, name string) (string, error) {
 	out := filepath.Join(dir, name)
 	b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
+	if pkg == PlatformPackage {
+		if _, err := Build(dir, SupervisorPackage, "discovery-supervisor"); err != nil {
+			return "", err
+		}
+	}
 	return out, nil
+}
+
+// OpenToReplicas lets replicas running as their tenants' uids (the platform
+// runs as root here) traverse dir, and its parent when that is a temporary
+// directory of its own (a test's t.TempDir()): they must reach their working
+// directories inside.
+func OpenToReplicas(dir string) error {
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if rel, err := filepath.Rel(os.TempDir(), parent); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+		return os.Chmod(parent, 0o711)
+	}
+	return nil
 }
 
 // Binaries returns the platform and test app binaries to run: the paths
@@ -63,7 +86,8 @@ func Binaries(dir, platform, testapp string) (string, string, error) {
 }
 
 // NewMarker returns a KEY=VALUE unique to this run. Every process the rig
-// starts inherits it, and replicas inherit it from the platform, so
+// starts inherits it, and replicas get it from the platform's
+// --replica-env (they inherit nothing of the platform's own environment), so
 // proctest.Find(marker) sees all of them and KillAll stops them.
 func NewMarker() string {
 	return "DISCOVERY_TEST_RUN=bench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)

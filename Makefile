@@ -30,7 +30,7 @@ test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/shell$$')
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./shell/
 
-# The Kubernetes test cluster (internal/kubetest): kube-apiserver,
+# The Kubernetes test cluster (internal/testkit/kubetest): kube-apiserver,
 # kube-controller-manager, kube-scheduler and kubectl built from the separate
 # module deploy/testcluster (k8s.io/kubernetes). File targets: rebuilt only
 # when that module changes (14.5 min cold on 2 cores with downloads; a relink
@@ -58,7 +58,7 @@ endif
 # A cluster with one process node, by hand, until Ctrl-C; it prints its
 # kubeconfig. TESTCLUSTER_FLAGS e.g. "-image example/hello:1=bin/hello -v".
 testcluster: testcluster-bin
-	$(GO) build -o bin/testcluster/testcluster ./internal/kubetest/testcluster
+	$(GO) build -o bin/testcluster/testcluster ./internal/testkit/kubetest/testcluster
 	./bin/testcluster/testcluster $(TESTCLUSTER_FLAGS)
 
 # A bounded fuzz run of request decoding and validation (seeds also run in make test).

@@ -27,7 +27,7 @@ import (
 	"github.com/discovery-platform/discovery/authz"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/images"
-	"github.com/discovery-platform/discovery/internal/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
 	"github.com/discovery-platform/discovery/tenants"
 )
 

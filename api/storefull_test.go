@@ -15,7 +15,7 @@ import (
 
 	"github.com/discovery-platform/discovery/api"
 	"github.com/discovery-platform/discovery/apps"
-	"github.com/discovery-platform/discovery/internal/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
 	"github.com/discovery-platform/discovery/tenants"
 )
 

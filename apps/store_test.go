@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/discovery-platform/discovery/apps"
-	"github.com/discovery-platform/discovery/internal/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
 )
 
 func newService(t *testing.T) (*apps.Service, *etcdtest.Etcd) {

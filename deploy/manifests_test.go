@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/discovery-platform/discovery/internal/kubetest"
+	"github.com/discovery-platform/discovery/internal/testkit/kubetest"
 )
 
 func TestMain(m *testing.M) {

@@ -14,9 +14,9 @@ import (
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/deployer/process"
-	"github.com/discovery-platform/discovery/internal/etcdtest"
-	"github.com/discovery-platform/discovery/internal/proctest"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 func TestMain(m *testing.M) {

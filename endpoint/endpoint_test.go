@@ -21,7 +21,7 @@ import (
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/endpoint/relay"
-	"github.com/discovery-platform/discovery/internal/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
 )
 
 const prefix = "/t"

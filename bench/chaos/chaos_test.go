@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/discovery-platform/discovery/bench/internal/rig"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // TestChaosShort is the chaos program in small: a minute of faults of every

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/discovery-platform/discovery/bench/internal/rig"
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
 // The faults one iteration may inject.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/discovery-platform/discovery/bench/internal/rig"
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
 // sampler looks at the replica processes every few hundred milliseconds for

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/discovery-platform/discovery/bench/internal/rig"
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
 // Summary is what a run found; Failures lists the goals it missed.

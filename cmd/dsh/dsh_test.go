@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // TestOperatorDeploysFromTheShell is the original tool's workflow, typed

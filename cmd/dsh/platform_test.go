@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/discovery-platform/discovery/client"
-	"github.com/discovery-platform/discovery/internal/proctest"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // The tests drive the real dsh binary against the real platform binary

@@ -19,8 +19,8 @@ import (
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/deployer/runtimetest"
-	"github.com/discovery-platform/discovery/internal/kubetest"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/kubetest"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 	"github.com/discovery-platform/discovery/tenants"
 )
 

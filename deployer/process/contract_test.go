@@ -5,7 +5,7 @@ import (
 
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/deployer/runtimetest"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // TestContract holds the process runtime to the contract every runtime keeps.

@@ -19,7 +19,7 @@ import (
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/deployer/process/supervisor"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // environ reads a process's environment as it was given at exec.

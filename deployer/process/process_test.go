@@ -19,7 +19,7 @@ import (
 
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 func TestMain(m *testing.M) {

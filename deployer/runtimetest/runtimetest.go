@@ -2,7 +2,7 @@
 // test suite run against each implementation (deployer/process on local
 // processes, deployer/kubernetes on a real cluster), the way etcd's
 // tests/common runs one suite over several cluster kinds. The replicas are
-// the project's real test server (internal/testapp).
+// the project's real test server (internal/testkit/testapp).
 package runtimetest
 
 import (

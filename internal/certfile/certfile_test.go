@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/discovery-platform/discovery/internal/certfile"
-	"github.com/discovery-platform/discovery/internal/testca"
+	"github.com/discovery-platform/discovery/internal/testkit/testca"
 )
 
 // syncBuffer is a log sink the reloader may write to from handshakes.

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/discovery-platform/discovery/internal/etcdhealth"
-	"github.com/discovery-platform/discovery/internal/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
 )
 
 func eventually(t *testing.T, what string, cond func() bool) {

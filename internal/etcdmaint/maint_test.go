@@ -17,7 +17,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/discovery-platform/discovery/internal/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
 )
 
 const quota = 8 << 20

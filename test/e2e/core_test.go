@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
 // assertConverged checks the promise after a crash: every recorded replica of a

@@ -19,9 +19,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/discovery-platform/discovery/internal/kubetest"
-	"github.com/discovery-platform/discovery/internal/proctest"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/kubetest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // The framework builds the real platform binary once and runs it as a separate

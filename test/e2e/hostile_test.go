@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
 // TestSlowClientIsCutWhileOthersPlayOn: a client that trickles its request

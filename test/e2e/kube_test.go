@@ -22,12 +22,12 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
-	"github.com/discovery-platform/discovery/internal/kubetest"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/kubetest"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // The stories below run the real platform binary on the kubernetes runtime
-// against a real control plane (internal/kubetest) whose process node runs
+// against a real control plane (internal/testkit/kubetest) whose process node runs
 // pods as local processes. The platform runs outside the cluster with a
 // kubeconfig holding a token of the `discovery` ServiceAccount bound to
 // deploy/base/rbac.yaml's ClusterRole: the least privilege it ships with.

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
-	"github.com/discovery-platform/discovery/internal/etcdtest"
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
 // session is one WebSocket player that keeps echoing until told to leave; an

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/discovery-platform/discovery/internal/testca"
+	"github.com/discovery-platform/discovery/internal/testkit/testca"
 )
 
 // servedSerial does a fresh TLS handshake with addr and returns the serial

@@ -20,14 +20,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
 // Packages the rig builds.
 const (
 	PlatformPackage   = "github.com/discovery-platform/discovery/cmd/platform"
 	SupervisorPackage = "github.com/discovery-platform/discovery/cmd/discovery-supervisor"
-	TestappPackage    = "github.com/discovery-platform/discovery/internal/testapp"
+	TestappPackage    = "github.com/discovery-platform/discovery/internal/testkit/testapp"
 )
 
 // Build compiles pkg into dir/name with the go command from PATH. Programs

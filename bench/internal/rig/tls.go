@@ -4,7 +4,7 @@ import (
 	"crypto/tls"
 	"path/filepath"
 
-	"github.com/discovery-platform/discovery/internal/testca"
+	"github.com/discovery-platform/discovery/internal/testkit/testca"
 )
 
 // WriteTLSCert writes a certificate for 127.0.0.1, from a CA made up for the

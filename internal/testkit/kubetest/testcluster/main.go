@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/discovery-platform/discovery/internal/kubenode"
-	"github.com/discovery-platform/discovery/internal/kubetest"
+	"github.com/discovery-platform/discovery/internal/testkit/kubenode"
+	"github.com/discovery-platform/discovery/internal/testkit/kubetest"
 )
 
 type imageFlags map[string][]string

@@ -16,7 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
 // A pod's output is readable through the API server (pods/log, proxied to

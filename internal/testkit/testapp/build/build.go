@@ -13,7 +13,7 @@ import (
 )
 
 // Package is the import path of the test server.
-const Package = "github.com/discovery-platform/discovery/internal/testapp"
+const Package = "github.com/discovery-platform/discovery/internal/testkit/testapp"
 
 // SupervisorPackage is the import path of the process runtime's supervisor.
 const SupervisorPackage = "github.com/discovery-platform/discovery/cmd/discovery-supervisor"

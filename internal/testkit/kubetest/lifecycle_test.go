@@ -12,9 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
-	"github.com/discovery-platform/discovery/internal/kubetest"
-	"github.com/discovery-platform/discovery/internal/proctest"
-	"github.com/discovery-platform/discovery/internal/testapp/build"
+	"github.com/discovery-platform/discovery/internal/testkit/kubetest"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // Without the binaries, Start says how to build them.

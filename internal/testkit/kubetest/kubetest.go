@@ -24,9 +24,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/discovery-platform/discovery/internal/etcdtest"
-	"github.com/discovery-platform/discovery/internal/kubenode"
-	"github.com/discovery-platform/discovery/internal/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/kubenode"
+	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )

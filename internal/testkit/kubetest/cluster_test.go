@@ -21,7 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
-	"github.com/discovery-platform/discovery/internal/kubetest"
+	"github.com/discovery-platform/discovery/internal/testkit/kubetest"
 )
 
 // The story of a Deployment on the test cluster: the controller manager

@@ -9,7 +9,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/discovery-platform/discovery/apps"
-	"github.com/discovery-platform/discovery/deployer"
 )
 
 // decode reads a JSON body strictly: unknown fields and trailing data are
@@ -211,22 +210,8 @@ func (s *Server) replicaLogs(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	t, a, r, id := c.Params("tenant"), c.Params("app"), c.Params("rev"), c.Params("replica")
-	snap, err := s.cfg.Apps.Load(ctx, t, a)
-	if err != nil {
-		return err
-	}
-	found := false
-	for _, rec := range snap.Replicas {
-		found = found || (rec.Revision == r && rec.ID == id)
-	}
-	if !found {
-		return fmt.Errorf("replica %s of revision %s: %w", id, r, apps.ErrNotFound)
-	}
-	if s.cfg.Logs == nil {
-		return fiber.NewError(fiber.StatusNotImplemented, "this platform instance has no runtime to read logs from")
-	}
-	out, err := s.cfg.Logs.Logs(ctx, deployer.ReplicaID{Tenant: t, App: a, Revision: r, Replica: id}, tail)
+	id := apps.ReplicaID{Tenant: c.Params("tenant"), App: c.Params("app"), Revision: c.Params("rev"), Replica: c.Params("replica")}
+	out, err := s.cfg.Apps.ReplicaLogs(ctx, id, tail)
 	if err != nil {
 		return err
 	}

@@ -6,14 +6,12 @@ import (
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/authz"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/images"
+	"github.com/discovery-platform/discovery/internal/storeerr"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -50,15 +48,18 @@ var errorCodes = []struct {
 	{apps.ErrInvalid, fiber.StatusBadRequest, "invalid", ""},
 	{apps.ErrConflict, fiber.StatusConflict, "conflict", ""},
 	{apps.ErrIllegalState, fiber.StatusConflict, "illegal_state", ""},
+	{apps.ErrNoLogs, fiber.StatusNotImplemented, "not_implemented", ""},
 	{errBadRequest, fiber.StatusBadRequest, "bad_request", ""},
 	{errUnavailable, fiber.StatusServiceUnavailable, "unavailable", ""},
 	{endpoint.ErrTooManyReservations, fiber.StatusTooManyRequests, "too_many_reservations", ""},
 	{endpoint.ErrNoCapacity, fiber.StatusServiceUnavailable, "no_capacity", ""},
 	{endpoint.ErrNotServing, fiber.StatusServiceUnavailable, "not_serving", ""},
-	// etcd's NOSPACE alarm: the store is over its quota and refuses every
-	// write until space is freed and the alarm disarmed.
-	{rpctypes.ErrNoSpace, fiber.StatusServiceUnavailable, "store_full",
+	// The store over its quota (etcd's NOSPACE alarm) refuses every write
+	// until space is freed and the alarm disarmed.
+	{storeerr.ErrFull, fiber.StatusServiceUnavailable, "store_full",
 		"the platform's store (etcd) is full (NOSPACE alarm); nothing was changed. The embedded etcd recovers by itself (compaction, defragmentation); an external cluster needs its operator. Retry later"},
+	{storeerr.ErrUnavailable, fiber.StatusServiceUnavailable, "unavailable",
+		"the platform's store (etcd) is unreachable; nothing was changed, retry later"},
 }
 
 var (
@@ -112,21 +113,8 @@ func classify(err error) (int, string, string) {
 		}
 		return fe.Code, code, fe.Message
 	}
-	if unavailable(err) {
-		return fiber.StatusServiceUnavailable, "unavailable", "the platform's store (etcd) is unreachable; nothing was changed, retry later"
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fiber.StatusServiceUnavailable, "unavailable", "the request ran out of time; nothing was changed, retry later"
 	}
 	return fiber.StatusInternalServerError, "internal", err.Error()
-}
-
-// unavailable reports an etcd that cannot be reached in time.
-func unavailable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if s, ok := status.FromError(e); ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded) {
-			return true
-		}
-	}
-	return false
 }

@@ -19,23 +19,16 @@ import (
 
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/authz"
-	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
 //go:embed openapi.json
 var openapiJSON []byte
 
-// Logs reads a replica's output (the runtime implements it).
-type Logs interface {
-	Logs(ctx context.Context, id deployer.ReplicaID, tail int) ([]byte, error)
-}
-
 // Config is what the API needs.
 type Config struct {
 	Apps    *apps.Service
 	Tenants *tenants.Store
-	Logs    Logs
 	// Endpoints answers the public get-endpoint.
 	Endpoints EndpointGetter
 	// Authz authenticates (its Tokens) and decides every call; nil means no

@@ -177,6 +177,16 @@ type Replica struct {
 // when it holds no session (the Agones rule for Allocated game servers).
 func (r Replica) IsDeletable(sessions int) bool { return sessions == 0 }
 
+// ReplicaID names one replica everywhere: the runtime, the route table, the
+// session counts, the logs.
+type ReplicaID struct {
+	Tenant, App, Revision, Replica string
+}
+
+func (r ReplicaID) String() string {
+	return r.Tenant + "/" + r.App + "/" + r.Revision + "/" + r.Replica
+}
+
 // Ref names an app within a tenant: the reconciler's work-queue key.
 type Ref struct {
 	Tenant string

@@ -10,4 +10,6 @@ var (
 	ErrInvalid      = errors.New("apps: invalid")
 	ErrConflict     = errors.New("apps: conflict")
 	ErrIllegalState = errors.New("apps: illegal state transition")
+	// ErrNoLogs: this platform instance cannot read replicas' output.
+	ErrNoLogs = errors.New("apps: no logs here")
 )

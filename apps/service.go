@@ -29,6 +29,29 @@ type Service struct {
 	// (authz.Authorizer); nil allows everyone (Kubernetes, where a command
 	// runs inside the tenant's own pod, or tests).
 	Commands CommandGate
+	// Logs reads replicas' output (the runtime); nil: no logs here.
+	Logs LogReader
+}
+
+// LogReader reads the end of a replica's output (a runtime's Logs).
+type LogReader interface {
+	Logs(ctx context.Context, id ReplicaID, tail int) ([]byte, error)
+}
+
+// ReplicaLogs returns up to tail bytes of the end of a replica's output; the
+// replica must be one the app records (no reading by a guessed id).
+func (s *Service) ReplicaLogs(ctx context.Context, id ReplicaID, tail int) ([]byte, error) {
+	snap, err := s.Load(ctx, id.Tenant, id.App)
+	if err != nil {
+		return nil, err
+	}
+	if !snap.HasReplica(id.Revision, id.Replica) {
+		return nil, fmt.Errorf("replica %s of revision %s: %w", id.Replica, id.Revision, ErrNotFound)
+	}
+	if s.Logs == nil {
+		return nil, fmt.Errorf("%w: this platform instance has no runtime to read logs from", ErrNoLogs)
+	}
+	return s.Logs.Logs(ctx, id, tail)
 }
 
 // TenantSource reads a tenant (implemented by tenants.Store).

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discovery-platform/discovery/internal/storeerr"
 )
 
 // Store keeps apps, revisions, replicas and events in etcd. Each exported method
@@ -30,7 +32,9 @@ import (
 // Every write that creates or deletes an app, revision or replica changes
 // its tenant's usage in the same transaction, so quota checks cannot race.
 type Store struct {
-	cli    *clientv3.Client
+	cli *clientv3.Client // leases and watches
+	// kv is cli's key-value side, its errors translated (storeerr).
+	kv     clientv3.KV
 	prefix string
 	// Now is the store's clock (injected in tests).
 	Now func() time.Time
@@ -43,7 +47,7 @@ func NewStore(cli *clientv3.Client, prefix string) *Store {
 	if prefix == "" {
 		prefix = "/discovery"
 	}
-	return &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), Now: time.Now}
+	return &Store{cli: cli, kv: storeerr.KV(cli), prefix: strings.TrimSuffix(prefix, "/"), Now: time.Now}
 }
 
 func (s *Store) appKey(t, a string) string      { return path.Join(s.prefix, "apps", t, a) }
@@ -111,7 +115,7 @@ func (s *Store) CreateApp(ctx context.Context, a App, check QuotaCheck) error {
 		}
 	}
 	u.Apps++
-	resp, err := s.cli.Txn(ctx).
+	resp, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), u.cmp).
 		Then(clientv3.OpPut(key, string(val)), ev, u.put()).
 		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
@@ -130,7 +134,7 @@ func (s *Store) CreateApp(ctx context.Context, a App, check QuotaCheck) error {
 
 // GetApp reads one app.
 func (s *Store) GetApp(ctx context.Context, tenant, name string) (App, error) {
-	resp, err := s.cli.Get(ctx, s.appKey(tenant, name))
+	resp, err := s.kv.Get(ctx, s.appKey(tenant, name))
 	if err != nil {
 		return App{}, fmt.Errorf("get app %s/%s: %w", tenant, name, err)
 	}
@@ -142,7 +146,7 @@ func (s *Store) GetApp(ctx context.Context, tenant, name string) (App, error) {
 
 // ListApps returns a tenant's apps sorted by name.
 func (s *Store) ListApps(ctx context.Context, tenant string) ([]App, error) {
-	resp, err := s.cli.Get(ctx, s.appsPrefix(tenant), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	resp, err := s.kv.Get(ctx, s.appsPrefix(tenant), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
 		return nil, fmt.Errorf("list apps of %s: %w", tenant, err)
 	}
@@ -160,7 +164,7 @@ func (s *Store) ListApps(ctx context.Context, tenant string) ([]App, error) {
 // ListAllApps returns every app of every tenant (the reconciler's resync).
 func (s *Store) ListAllApps(ctx context.Context) ([]Ref, error) {
 	p := s.kindPrefix("apps")
-	resp, err := s.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := s.kv.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, fmt.Errorf("list apps: %w", err)
 	}
@@ -200,7 +204,7 @@ func (s *Store) UpdateApp(ctx context.Context, a App, ev Event, check QuotaCheck
 		}
 		cmps = append(cmps, u.cmp)
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(val)), evOp).Commit()
+	resp, err := s.kv.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(val)), evOp).Commit()
 	if err != nil {
 		return fmt.Errorf("update app %s/%s: %w", a.Tenant, a.Name, err)
 	}
@@ -228,7 +232,7 @@ func (s *Store) DeleteAppData(ctx context.Context, snap Snapshot) error {
 		u.Bytes -= r.Spec().Size()
 	}
 	u.Usage = u.Usage.floor()
-	resp, err := s.cli.Txn(ctx).
+	resp, err := s.kv.Txn(ctx).
 		If(
 			clientv3.Compare(clientv3.ModRevision(key), "=", a.ModRevision), u.cmp,
 			clientv3.Compare(clientv3.ModRevision(s.revPrefix(a.Tenant, a.Name)), "<", snap.ReadAt+1).WithPrefix(),
@@ -316,7 +320,7 @@ func (s *Store) CreateRevision(ctx context.Context, snap Snapshot, spec Revision
 		clientv3.Compare(clientv3.ModRevision(appKey), "=", a.ModRevision),
 		clientv3.Compare(clientv3.CreateRevision(revKey), "=", 0))
 	ops = append(ops, clientv3.OpPut(appKey, string(appVal)), clientv3.OpPut(revKey, string(revVal)), ev, u.put())
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return Revision{}, fmt.Errorf("deploy %s/%s: %w", a.Tenant, a.Name, err)
 	}
@@ -329,7 +333,7 @@ func (s *Store) CreateRevision(ctx context.Context, snap Snapshot, spec Revision
 
 // GetRevision reads one revision.
 func (s *Store) GetRevision(ctx context.Context, tenant, app, id string) (Revision, error) {
-	resp, err := s.cli.Get(ctx, s.revKey(tenant, app, id))
+	resp, err := s.kv.Get(ctx, s.revKey(tenant, app, id))
 	if err != nil {
 		return Revision{}, fmt.Errorf("get revision %s/%s/%s: %w", tenant, app, id, err)
 	}
@@ -341,7 +345,7 @@ func (s *Store) GetRevision(ctx context.Context, tenant, app, id string) (Revisi
 
 // Load reads an app with its revisions and replicas at one etcd revision.
 func (s *Store) Load(ctx context.Context, tenant, app string) (Snapshot, error) {
-	resp, err := s.cli.Txn(ctx).Then(
+	resp, err := s.kv.Txn(ctx).Then(
 		clientv3.OpGet(s.appKey(tenant, app)),
 		clientv3.OpGet(s.revPrefix(tenant, app), clientv3.WithPrefix()),
 		clientv3.OpGet(s.replPrefix(tenant, app), clientv3.WithPrefix()),
@@ -392,7 +396,7 @@ func (s *Store) Transition(ctx context.Context, changes ...Change) ([]Revision, 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("transition: %w", err)
 	}
@@ -453,7 +457,7 @@ func (s *Store) SaveRevisionStatus(ctx context.Context, r Revision) (Revision, e
 		return r, err
 	}
 	key := s.revKey(r.Tenant, r.App, r.ID)
-	resp, err := s.cli.Txn(ctx).
+	resp, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision)).
 		Then(clientv3.OpPut(key, string(val))).Commit()
 	if err != nil {
@@ -477,7 +481,7 @@ func (s *Store) DeleteRevision(ctx context.Context, r Revision) error {
 	u.Revisions--
 	u.Bytes -= r.Spec().Size()
 	u.Usage = u.Usage.floor()
-	resp, err := s.cli.Txn(ctx).
+	resp, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision), u.cmp).
 		Then(clientv3.OpDelete(key), u.put()).Commit()
 	if err != nil {
@@ -509,7 +513,7 @@ func (s *Store) CreateReplica(ctx context.Context, r Replica, ev *Event, check Q
 		}
 	}
 	u.Replicas++
-	resp, err := s.cli.Txn(ctx).
+	resp, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), u.cmp).
 		Then(append(ops, u.put())...).Commit()
 	if err != nil {
@@ -534,7 +538,7 @@ func (s *Store) PutReplica(ctx context.Context, r Replica, ev *Event) (Replica, 
 	if err != nil {
 		return r, err
 	}
-	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision)).Then(ops...).Commit()
+	resp, err := s.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision)).Then(ops...).Commit()
 	if err != nil {
 		return r, fmt.Errorf("put replica %s: %w", r.ID, err)
 	}
@@ -585,7 +589,7 @@ func (s *Store) DeleteReplica(ctx context.Context, r Replica, ev *Event) error {
 	}
 	u.Replicas--
 	u.Usage = u.Usage.floor()
-	resp, err := s.cli.Txn(ctx).
+	resp, err := s.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", r.ModRevision), u.cmp).
 		Then(append(ops, u.put())...).Commit()
 	if err != nil {

@@ -14,7 +14,7 @@ func (s *Store) AppendEvent(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.cli.Do(ctx, op); err != nil {
+	if _, err := s.kv.Do(ctx, op); err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
 	return nil
@@ -31,7 +31,7 @@ func (s *Store) ListEvents(ctx context.Context, tenant, app, after string, limit
 	if after != "" {
 		start = p + after + "\x00"
 	}
-	resp, err := s.cli.Get(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(p)),
+	resp, err := s.kv.Get(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(p)),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("list events %s/%s: %w", tenant, app, err)
@@ -48,7 +48,7 @@ func (s *Store) ListEvents(ctx context.Context, tenant, app, after string, limit
 // TrimEvents deletes an app's oldest events beyond MaxEventsPerApp.
 func (s *Store) TrimEvents(ctx context.Context, tenant, app string) error {
 	p := s.eventPrefix(tenant, app)
-	cnt, err := s.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	cnt, err := s.kv.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return fmt.Errorf("count events: %w", err)
 	}
@@ -56,13 +56,13 @@ func (s *Store) TrimEvents(ctx context.Context, tenant, app string) error {
 	if extra <= 0 {
 		return nil
 	}
-	old, err := s.cli.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+	old, err := s.kv.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(extra))
 	if err != nil || len(old.Kvs) == 0 {
 		return err
 	}
 	last := string(old.Kvs[len(old.Kvs)-1].Key)
-	_, err = s.cli.Delete(ctx, p, clientv3.WithRange(last+"\x00"))
+	_, err = s.kv.Delete(ctx, p, clientv3.WithRange(last+"\x00"))
 	return err
 }
 

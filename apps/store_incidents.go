@@ -63,7 +63,7 @@ func (s *Store) claimIncident(ctx context.Context, in Incident) (bool, error) {
 		return false, err
 	}
 	for {
-		resp, err := s.cli.Get(ctx, key)
+		resp, err := s.kv.Get(ctx, key)
 		if err != nil {
 			return false, fmt.Errorf("read incident %s: %w", in.Type, err)
 		}
@@ -76,7 +76,7 @@ func (s *Store) claimIncident(ctx context.Context, in Incident) (bool, error) {
 			}
 			mod = resp.Kvs[0].ModRevision
 		}
-		txn, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", mod)).
+		txn, err := s.kv.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", mod)).
 			Then(clientv3.OpPut(key, string(val))).Commit()
 		if err != nil {
 			return false, fmt.Errorf("claim incident %s: %w", in.Type, err)
@@ -105,7 +105,7 @@ func (s *Store) appendToApps(ctx context.Context, refs []Ref, in Incident) error
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.appKey(r.Tenant, r.App)), ">", 0))
 		ops = append(ops, op)
 	}
-	txn, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	txn, err := s.kv.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("record incident %s: %w", in.Type, err)
 	}

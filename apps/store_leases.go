@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/discovery-platform/discovery/internal/storeerr"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -50,7 +51,7 @@ const leaseSlotRetries = 16
 func (s *Store) CreateLease(ctx context.Context, req LeaseRequest, limit int) (Lease, error) {
 	grant, err := s.cli.Grant(ctx, int64((req.TTL.D()+time.Second-1)/time.Second))
 	if err != nil {
-		return Lease{}, fmt.Errorf("grant lease: %w", err)
+		return Lease{}, fmt.Errorf("grant lease: %w", storeerr.From(err))
 	}
 	revoke := func() { _, _ = s.cli.Revoke(context.WithoutCancel(ctx), grant.ID) }
 	secret := make([]byte, 12)
@@ -62,7 +63,7 @@ func (s *Store) CreateLease(ctx context.Context, req LeaseRequest, limit int) (L
 	val, _ := json.Marshal(l)
 	prefix := s.leaseRevPrefix(req.Tenant, req.App, req.Revision)
 	for i := 0; i < leaseSlotRetries; i++ {
-		resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		resp, err := s.kv.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		if err != nil {
 			revoke()
 			return Lease{}, fmt.Errorf("count leases: %w", err)
@@ -81,7 +82,7 @@ func (s *Store) CreateLease(ctx context.Context, req LeaseRequest, limit int) (L
 		}
 		key := prefix + strconv.Itoa(slot)
 		idx, _ := json.Marshal(leaseIndex{Key: key, Secret: hex.EncodeToString(secret), Lease: l})
-		txn, err := s.cli.Txn(ctx).
+		txn, err := s.kv.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, string(val), clientv3.WithLease(grant.ID)),
 				clientv3.OpPut(s.leaseIndexKey(grant.ID), string(idx), clientv3.WithLease(grant.ID))).
@@ -106,7 +107,7 @@ func (s *Store) findLease(ctx context.Context, number string) (clientv3.LeaseID,
 		return 0, leaseIndex{}, fmt.Errorf("lease %q: %w", number, ErrNotFound)
 	}
 	id := clientv3.LeaseID(n)
-	resp, err := s.cli.Get(ctx, s.leaseIndexKey(id))
+	resp, err := s.kv.Get(ctx, s.leaseIndexKey(id))
 	if err != nil {
 		return 0, leaseIndex{}, err
 	}
@@ -143,7 +144,7 @@ func (s *Store) KeepLease(ctx context.Context, id string) (Lease, error) {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			return Lease{}, fmt.Errorf("lease %q expired: %w", id, ErrNotFound)
 		}
-		return Lease{}, err
+		return Lease{}, storeerr.From(err)
 	}
 	return l, nil
 }
@@ -171,7 +172,7 @@ func (s *Store) ReleaseLeaseOf(ctx context.Context, tenant, app, number string) 
 
 func (s *Store) revokeLease(ctx context.Context, lid clientv3.LeaseID) error {
 	if _, err := s.cli.Revoke(ctx, lid); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		return err
+		return storeerr.From(err)
 	}
 	return nil
 }
@@ -179,7 +180,7 @@ func (s *Store) revokeLease(ctx context.Context, lid clientv3.LeaseID) error {
 // ListLeases returns an app's leases, oldest first, with the time each has
 // left.
 func (s *Store) ListLeases(ctx context.Context, tenant, app string) ([]Lease, error) {
-	resp, err := s.cli.Get(ctx, s.leaseAppPrefix(tenant, app), clientv3.WithPrefix())
+	resp, err := s.kv.Get(ctx, s.leaseAppPrefix(tenant, app), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list leases of %s/%s: %w", tenant, app, err)
 	}

@@ -42,7 +42,7 @@ func (u usageTxn) put() clientv3.Op {
 // instances counting at once cannot both win.
 func (s *Store) readUsage(ctx context.Context, tenant string) (usageTxn, error) {
 	key := s.usageKey(tenant)
-	resp, err := s.cli.Get(ctx, key)
+	resp, err := s.kv.Get(ctx, key)
 	if err != nil {
 		return usageTxn{}, fmt.Errorf("usage of %s: %w", tenant, err)
 	}
@@ -62,7 +62,7 @@ func (s *Store) readUsage(ctx context.Context, tenant string) (usageTxn, error) 
 
 // countUsage counts a tenant's records (one read per kind).
 func (s *Store) countUsage(ctx context.Context, tenant string) (Usage, error) {
-	resp, err := s.cli.Txn(ctx).Then(
+	resp, err := s.kv.Txn(ctx).Then(
 		clientv3.OpGet(path.Join(s.prefix, "apps", tenant)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
 		clientv3.OpGet(path.Join(s.prefix, "replicas", tenant)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
 		clientv3.OpGet(path.Join(s.prefix, "revisions", tenant)+"/", clientv3.WithPrefix()),
@@ -93,7 +93,7 @@ func (s *Store) Usage(ctx context.Context, tenant string) (Usage, error) {
 
 // DeleteUsage forgets a deleted tenant's usage (its records are gone).
 func (s *Store) DeleteUsage(ctx context.Context, tenant string) error {
-	if _, err := s.cli.Delete(ctx, s.usageKey(tenant)); err != nil {
+	if _, err := s.kv.Delete(ctx, s.usageKey(tenant)); err != nil {
 		return fmt.Errorf("delete usage of %s: %w", tenant, err)
 	}
 	return nil

@@ -13,13 +13,15 @@ import (
 	"github.com/casbin/casbin/v2/model"
 	"github.com/casbin/casbin/v2/persist"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discovery-platform/discovery/internal/storeerr"
 )
 
 // adapter keeps casbin rules in etcd, one key per rule:
 // {prefix}/authz/policy/{ptype}/{escaped rule} = JSON [ptype, v0, v1, ...].
 // No maintained casbin adapter exists for etcd client v3, so this is ours.
 type adapter struct {
-	cli    *clientv3.Client
+	cli    clientv3.KV // errors translated (storeerr)
 	prefix string // ends in "/"
 	// loaded is the etcd revision of the newest policy read; written that of
 	// the newest policy write. A reload that read before our own write would
@@ -39,7 +41,7 @@ func raise(v *atomic.Int64, rev int64) {
 var _ persist.Adapter = (*adapter)(nil)
 
 func newAdapter(cli *clientv3.Client, prefix string) *adapter {
-	return &adapter{cli: cli, prefix: path.Join(prefix, "authz", "policy") + "/"}
+	return &adapter{cli: storeerr.KV(cli), prefix: path.Join(prefix, "authz", "policy") + "/"}
 }
 
 func (a *adapter) key(ptype string, rule []string) string {

@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/discovery-platform/discovery/internal/etcdmirror"
+	"github.com/discovery-platform/discovery/internal/storeerr"
 )
 
 // Roles. admin is platform-wide (domain "*"); the others are per tenant.
@@ -83,6 +84,7 @@ type Authorizer struct {
 	adapter  *adapter
 	mirrors  []*etcdmirror.Mirror
 	cli      *clientv3.Client
+	kv       clientv3.KV // cli's key-value side, errors translated
 	prefix   string
 	log      *slog.Logger
 
@@ -114,7 +116,7 @@ func NewAuthorizer(cli *clientv3.Client, prefix string, tokens *Tokens, log *slo
 			}
 		}
 	}
-	a := &Authorizer{Tokens: tokens, enforcer: e, adapter: ad, cli: cli, prefix: prefix, log: log, reloads: make(chan struct{}, 1)}
+	a := &Authorizer{Tokens: tokens, enforcer: e, adapter: ad, cli: cli, kv: storeerr.KV(cli), prefix: prefix, log: log, reloads: make(chan struct{}, 1)}
 	a.mirrors = []*etcdmirror.Mirror{
 		{Cli: cli, Prefix: path.Join(prefix, "authz", "policy") + "/", Log: log, OnChange: func(map[string][]byte) { a.reload() }},
 		{Cli: cli, Prefix: path.Join(prefix, "authz", "revoked") + "/", Log: log, OnChange: a.revocations},
@@ -418,9 +420,9 @@ func (a *Authorizer) RevokeToken(ctx context.Context, id string, expires time.Ti
 	}
 	lease, err := a.cli.Grant(ctx, ttl)
 	if err != nil {
-		return err
+		return storeerr.From(err)
 	}
-	_, err = a.cli.Put(ctx, path.Join(a.prefix, "authz", "revoked", id), expires.UTC().Format(time.RFC3339), clientv3.WithLease(lease.ID))
+	_, err = a.kv.Put(ctx, path.Join(a.prefix, "authz", "revoked", id), expires.UTC().Format(time.RFC3339), clientv3.WithLease(lease.ID))
 	return err
 }
 

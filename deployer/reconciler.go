@@ -55,7 +55,7 @@ type Config struct {
 	Quotas QuotaSource
 	// ReplicaEnv adds environment to every replica the reconciler starts (the
 	// lease capability, the API's address).
-	ReplicaEnv func(ReplicaID) map[string]string
+	ReplicaEnv func(apps.ReplicaID) map[string]string
 }
 
 // QuotaSource gives a tenant's quota (tenants.Store).

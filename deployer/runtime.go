@@ -19,15 +19,15 @@ type Runtime interface {
 	// Stop begins a graceful stop: SIGTERM (or pod deletion), then a kill after
 	// grace. It returns at once; List shows the replica stopping, then exited.
 	// Stopping an unknown or exited replica is not an error.
-	Stop(ctx context.Context, id ReplicaID, grace time.Duration) error
+	Stop(ctx context.Context, id apps.ReplicaID, grace time.Duration) error
 	// List returns what the runtime observes of one app's replicas, exited ones
 	// included until they are removed.
 	List(ctx context.Context, tenant, app string) ([]Observed, error)
 	// Remove forgets an exited replica: its state and logs. Removing a replica
 	// that still runs is an error.
-	Remove(ctx context.Context, id ReplicaID) error
+	Remove(ctx context.Context, id apps.ReplicaID) error
 	// Logs returns up to tail bytes of the end of a replica's output.
-	Logs(ctx context.Context, id ReplicaID, tail int) ([]byte, error)
+	Logs(ctx context.Context, id apps.ReplicaID, tail int) ([]byte, error)
 	// Changes names an app each time one of its replicas changes state
 	// (ready, unhealthy, exited). Sends never block the runtime: a slow reader
 	// may miss some, which the reconciler's periodic resync covers.
@@ -39,14 +39,9 @@ type Runtime interface {
 // retries later instead of counting a failed start against the revision.
 var ErrRuntimeUnavailable = errors.New("deployer: runtime unavailable")
 
-// ReplicaID names one replica everywhere.
-type ReplicaID struct {
-	Tenant, App, Revision, Replica string
-}
-
 // ReplicaSpec is what a runtime needs to start one replica.
 type ReplicaSpec struct {
-	ReplicaID
+	apps.ReplicaID
 	// Image is the container image (Kubernetes); Command is the argv (process).
 	Image   string
 	Command []string
@@ -66,7 +61,7 @@ type ReplicaSpec struct {
 
 // Observed is a runtime's view of one replica.
 type Observed struct {
-	ReplicaID
+	apps.ReplicaID
 	State apps.ReplicaState
 	// Address is host:port where the replica serves.
 	Address   string

@@ -189,7 +189,7 @@ func pickRemovable(live []apps.Replica, n int, sessions func(apps.Replica) int, 
 func (s *syncer) start(rev apps.Revision, rec apps.Replica) error {
 	app := s.snap.App
 	spec := ReplicaSpec{
-		ReplicaID: ReplicaID{Tenant: rec.Tenant, App: rec.App, Revision: rec.Revision, Replica: rec.ID},
+		ReplicaID: apps.ReplicaID{Tenant: rec.Tenant, App: rec.App, Revision: rec.Revision, Replica: rec.ID},
 		Image:     rev.Image, Command: rev.Command, Env: rev.Env,
 		Port: app.Port, HealthPath: app.HealthPath, ShutdownGrace: app.ShutdownGrace.D(),
 		Resources: rev.Resources,
@@ -230,6 +230,6 @@ func (s *syncer) stop(rec apps.Replica) error {
 		Message: fmt.Sprintf("replica %s stopping (shutdown_grace %s)", rec.ID, s.snap.App.ShutdownGrace)}); err != nil {
 		return err
 	}
-	id := ReplicaID{Tenant: rec.Tenant, App: rec.App, Revision: rec.Revision, Replica: rec.ID}
+	id := apps.ReplicaID{Tenant: rec.Tenant, App: rec.App, Revision: rec.Revision, Replica: rec.ID}
 	return s.r.rt.Stop(s.ctx, id, s.snap.App.ShutdownGrace.D())
 }

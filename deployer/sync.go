@@ -98,7 +98,7 @@ func (s *syncer) syncReplicaRecords() error {
 
 // gone handles a recorded replica whose process no longer runs.
 func (s *syncer) gone(rev apps.Revision, rec apps.Replica, obs Observed, seen bool) error {
-	id := ReplicaID{Tenant: rec.Tenant, App: rec.App, Revision: rec.Revision, Replica: rec.ID}
+	id := apps.ReplicaID{Tenant: rec.Tenant, App: rec.App, Revision: rec.Revision, Replica: rec.ID}
 	ev := &apps.Event{Type: apps.EventReplicaStopped, Message: "replica " + rec.ID + " stopped"}
 	if !rec.Stop {
 		why := obs.Exit

@@ -92,7 +92,7 @@ func (a *Allocator) Get(ctx context.Context, client, tenant, app string) (ep End
 		}
 		endpointLatency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	}()
-	var demand *ReplicaRef
+	var demand *apps.ReplicaID
 	defer func() {
 		if demand != nil {
 			a.counter.Release(*demand)
@@ -109,7 +109,7 @@ func (a *Allocator) Get(ctx context.Context, client, tenant, app string) (ep End
 			// Say we are waiting: the autoscaler counts this demand and starts
 			// a replica; concurrent callers share the start.
 			ar, _ := a.routes.App(tenant, app)
-			demand = &ReplicaRef{Tenant: tenant, App: app, Revision: ar.Active, Replica: "-"}
+			demand = &apps.ReplicaID{Tenant: tenant, App: app, Revision: ar.Active, Replica: "-"}
 			a.counter.Reserve(*demand, a.ColdStart)
 		}
 		wait := time.Until(deadline)
@@ -195,7 +195,7 @@ func (a *Allocator) try(tenant, app string) (Endpoint, bool, error) {
 			continue
 		}
 		ready++
-		load := a.sessions.Load(ReplicaRef{Tenant: r.Tenant, App: r.App, Revision: r.Revision, Replica: r.Replica})
+		load := a.sessions.Load(apps.ReplicaID{Tenant: r.Tenant, App: r.App, Revision: r.Revision, Replica: r.Replica})
 		if hard == 0 || load < hard {
 			cands = append(cands, cand{r, load})
 		}
@@ -225,7 +225,7 @@ func (a *Allocator) try(tenant, app string) (Endpoint, bool, error) {
 		}
 	}
 	best := cands[pick].r
-	a.counter.Reserve(ReplicaRef{Tenant: best.Tenant, App: best.App, Revision: best.Revision, Replica: best.Replica}, a.ttl)
+	a.counter.Reserve(apps.ReplicaID{Tenant: best.Tenant, App: best.App, Revision: best.Revision, Replica: best.Replica}, a.ttl)
 	return a.endpointFor(*best), false, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/discovery-platform/discovery/apps"
+
 	"github.com/discovery-platform/discovery/internal/etcdmirror"
 )
 
@@ -24,11 +26,6 @@ var (
 		Name: "discovery_replica_sessions", Help: "This instance's sessions and reservations per replica.",
 	}, []string{"tenant", "app", "revision", "replica"})
 )
-
-// ReplicaRef names one replica.
-type ReplicaRef struct{ Tenant, App, Revision, Replica string }
-
-func (r ReplicaRef) String() string { return routeKey(r.Tenant, r.App, r.Revision, r.Replica) }
 
 // Load is one instance's sessions on one replica.
 type Load struct {
@@ -53,9 +50,9 @@ type Counter struct {
 	now      func() time.Time
 
 	mu    sync.Mutex
-	conns map[ReplicaRef]int
+	conns map[apps.ReplicaID]int
 	// resv holds reservation expiry times per replica, oldest first.
-	resv map[ReplicaRef][]time.Time
+	resv map[apps.ReplicaID][]time.Time
 }
 
 // CounterConfig tunes a Counter.
@@ -82,12 +79,12 @@ func NewCounter(cli *clientv3.Client, cfg CounterConfig) *Counter {
 	}
 	return &Counter{cli: cli, prefix: path.Join(strings.TrimSuffix(cfg.Prefix, "/"), "sessions", cfg.Instance) + "/",
 		Instance: cfg.Instance, ttl: cfg.LeaseTTL, tick: cfg.Tick, log: cfg.Logger, now: time.Now,
-		conns: map[ReplicaRef]int{}, resv: map[ReplicaRef][]time.Time{}}
+		conns: map[apps.ReplicaID]int{}, resv: map[apps.ReplicaID][]time.Time{}}
 }
 
 // Reserve holds a place on a replica for a client that was just given its
 // endpoint, until it connects or ttl passes.
-func (c *Counter) Reserve(r ReplicaRef, ttl time.Duration) {
+func (c *Counter) Reserve(r apps.ReplicaID, ttl time.Duration) {
 	c.mu.Lock()
 	c.resv[r] = append(c.resv[r], c.now().Add(ttl))
 	c.mu.Unlock()
@@ -95,7 +92,7 @@ func (c *Counter) Reserve(r ReplicaRef, ttl time.Duration) {
 
 // Release drops one reservation of a replica (a cold-start demand that was
 // served or gave up).
-func (c *Counter) Release(r ReplicaRef) {
+func (c *Counter) Release(r apps.ReplicaID) {
 	c.mu.Lock()
 	if q := c.resv[r]; len(q) > 0 {
 		c.resv[r] = q[:len(q)-1]
@@ -108,7 +105,7 @@ func (c *Counter) Release(r ReplicaRef) {
 
 // Connect counts a new session on a replica, consuming the oldest reservation
 // for it if there is one.
-func (c *Counter) Connect(r ReplicaRef) {
+func (c *Counter) Connect(r apps.ReplicaID) {
 	gatewayConnections.Inc()
 	c.mu.Lock()
 	c.conns[r]++
@@ -123,7 +120,7 @@ func (c *Counter) Connect(r ReplicaRef) {
 }
 
 // Disconnect counts a session's end.
-func (c *Counter) Disconnect(r ReplicaRef) {
+func (c *Counter) Disconnect(r apps.ReplicaID) {
 	gatewayConnections.Dec()
 	c.mu.Lock()
 	if c.conns[r]--; c.conns[r] <= 0 {
@@ -133,7 +130,7 @@ func (c *Counter) Disconnect(r ReplicaRef) {
 }
 
 // expire drops a replica's expired reservations; called with mu held.
-func (c *Counter) expire(r ReplicaRef) {
+func (c *Counter) expire(r apps.ReplicaID) {
 	q := c.resv[r]
 	now := c.now()
 	i := 0
@@ -149,7 +146,7 @@ func (c *Counter) expire(r ReplicaRef) {
 }
 
 // Local returns this instance's current load on a replica.
-func (c *Counter) Local(r ReplicaRef) Load {
+func (c *Counter) Local(r apps.ReplicaID) Load {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(r)
@@ -157,10 +154,10 @@ func (c *Counter) Local(r ReplicaRef) Load {
 }
 
 // Snapshot returns every non-zero local load.
-func (c *Counter) Snapshot() map[ReplicaRef]Load {
+func (c *Counter) Snapshot() map[apps.ReplicaID]Load {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[ReplicaRef]Load{}
+	out := map[apps.ReplicaID]Load{}
 	for r, n := range c.conns {
 		out[r] = Load{Connections: n}
 	}
@@ -216,7 +213,7 @@ func (c *Counter) publishUnderLease(ctx context.Context) error {
 		_, _ = c.cli.Revoke(rctx, lease.ID)
 		rcancel()
 	}()
-	published := map[ReplicaRef]Load{}
+	published := map[apps.ReplicaID]Load{}
 	ticker := time.NewTicker(c.tick)
 	defer ticker.Stop()
 	for {
@@ -244,7 +241,7 @@ const errLeaseLost = leaseErr("keep-alive channel closed")
 
 // publish writes the loads that changed since the last publish, in chunks of
 // one transaction each.
-func (c *Counter) publish(ctx context.Context, lease clientv3.LeaseID, published map[ReplicaRef]Load) error {
+func (c *Counter) publish(ctx context.Context, lease clientv3.LeaseID, published map[apps.ReplicaID]Load) error {
 	now := c.Snapshot()
 	var ops []clientv3.Op
 	for r, l := range now {

@@ -128,8 +128,8 @@ func (f *fixture) url(replica, rest string) string {
 	return f.gw.URL + "/s/default/arena/" + f.rev.ID + "/" + replica + rest
 }
 
-func (f *fixture) ref(replica string) endpoint.ReplicaRef {
-	return endpoint.ReplicaRef{Tenant: "default", App: "arena", Revision: f.rev.ID, Replica: replica}
+func (f *fixture) ref(replica string) apps.ReplicaID {
+	return apps.ReplicaID{Tenant: "default", App: "arena", Revision: f.rev.ID, Replica: replica}
 }
 
 func getJSON(t *testing.T, url string) (int, map[string]any) {

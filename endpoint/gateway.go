@@ -278,7 +278,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
 	_ = client.SetDeadline(time.Time{})
 	// Count the session before the client learns it is connected, so a
 	// count read right after the handshake already includes it.
-	ref := ReplicaRef{Tenant: p.route.Tenant, App: p.route.App, Revision: p.route.Revision, Replica: p.route.Replica}
+	ref := apps.ReplicaID{Tenant: p.route.Tenant, App: p.route.App, Revision: p.route.Revision, Replica: p.route.Replica}
 	g.counter.Connect(ref)
 	if err := write101(client, resp); err != nil {
 		g.counter.Disconnect(ref)

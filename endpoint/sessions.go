@@ -28,8 +28,8 @@ type Sessions struct {
 
 	mu       sync.Mutex
 	loaded   map[string]bool
-	others   map[ReplicaRef]int // every other instance's totals
-	holdsRep map[ReplicaRef]int // app-held leases naming a replica
+	others   map[apps.ReplicaID]int // every other instance's totals
+	holdsRep map[apps.ReplicaID]int // app-held leases naming a replica
 	holdsRev map[string]int     // app-held leases per revision key
 	lastBusy map[string]time.Time
 	perApp   map[apps.Ref]int // last totals, to tell which apps changed
@@ -44,7 +44,7 @@ type Sessions struct {
 func NewSessions(cli *clientv3.Client, prefix string, local *Counter, log *slog.Logger) *Sessions {
 	prefix = strings.TrimSuffix(prefix, "/")
 	s := &Sessions{local: local, started: time.Now(), loaded: map[string]bool{},
-		others: map[ReplicaRef]int{}, holdsRep: map[ReplicaRef]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{},
+		others: map[apps.ReplicaID]int{}, holdsRep: map[apps.ReplicaID]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{},
 		perApp: map[apps.Ref]int{}}
 	sp, hp := path.Join(prefix, "sessions")+"/", path.Join(prefix, "holds")+"/"
 	s.mirrors = []*etcdmirror.Mirror{
@@ -67,7 +67,7 @@ func (s *Sessions) Run(ctx context.Context) {
 func revKey(t, a, rev string) string { return t + "/" + a + "/" + rev }
 
 func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
-	others := map[ReplicaRef]int{}
+	others := map[apps.ReplicaID]int{}
 	busy := map[string]bool{}
 	totals := map[apps.Ref]int{}
 	for k, v := range kvs {
@@ -79,7 +79,7 @@ func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
 		if json.Unmarshal(v, &l) != nil || l.Total() == 0 {
 			continue
 		}
-		r := ReplicaRef{Tenant: parts[1], App: parts[2], Revision: parts[3], Replica: parts[4]}
+		r := apps.ReplicaID{Tenant: parts[1], App: parts[2], Revision: parts[3], Replica: parts[4]}
 		busy[r.String()], busy[revKey(r.Tenant, r.App, r.Revision)] = true, true
 		totals[apps.Ref{Tenant: r.Tenant, App: r.App}] += l.Total()
 		if s.local != nil && parts[0] == s.local.Instance {
@@ -116,7 +116,7 @@ type hold struct {
 }
 
 func (s *Sessions) updateHolds(prefix string, kvs map[string][]byte) {
-	rep, rev := map[ReplicaRef]int{}, map[string]int{}
+	rep, rev := map[apps.ReplicaID]int{}, map[string]int{}
 	busy := map[string]bool{}
 	for k, v := range kvs {
 		parts := strings.Split(strings.TrimPrefix(k, prefix), "/")
@@ -129,7 +129,7 @@ func (s *Sessions) updateHolds(prefix string, kvs map[string][]byte) {
 		rev[rk]++
 		busy[rk] = true
 		if h.Replica != "" {
-			r := ReplicaRef{Tenant: parts[0], App: parts[1], Revision: parts[2], Replica: h.Replica}
+			r := apps.ReplicaID{Tenant: parts[0], App: parts[1], Revision: parts[2], Replica: h.Replica}
 			rep[r]++
 			busy[r.String()] = true
 		}
@@ -159,7 +159,7 @@ func (s *Sessions) known() bool { return s.loaded["sessions"] && s.loaded["holds
 
 // Load returns a replica's sessions over every instance, app-held leases on it
 // included: what get-endpoint weighs against max_sessions.
-func (s *Sessions) Load(r ReplicaRef) int {
+func (s *Sessions) Load(r apps.ReplicaID) int {
 	s.mu.Lock()
 	n := s.others[r] + s.holdsRep[r]
 	s.mu.Unlock()
@@ -171,7 +171,7 @@ func (s *Sessions) Load(r ReplicaRef) int {
 
 // Replica reports one replica's sessions (deployer.SessionCounter).
 func (s *Sessions) Replica(tenant, app, rev, replica string) apps.Sessions {
-	r := ReplicaRef{Tenant: tenant, App: app, Revision: rev, Replica: replica}
+	r := apps.ReplicaID{Tenant: tenant, App: app, Revision: rev, Replica: replica}
 	n := s.Load(r)
 	return s.result(r.String(), n)
 }

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discovery-platform/discovery/internal/storeerr"
 )
 
 // Store keeps the catalog in etcd, one key per image:
 // {prefix}/images/{path-escaped reference}.
 type Store struct {
-	cli    *clientv3.Client
+	cli    clientv3.KV // errors translated (storeerr)
 	prefix string
 	// Now is the store's clock.
 	Now func() time.Time
@@ -26,7 +28,7 @@ func NewStore(cli *clientv3.Client, prefix string) *Store {
 	if prefix == "" {
 		prefix = "/discovery"
 	}
-	return &Store{cli: cli, prefix: path.Join(strings.TrimSuffix(prefix, "/"), "images") + "/", Now: time.Now}
+	return &Store{cli: storeerr.KV(cli), prefix: path.Join(strings.TrimSuffix(prefix, "/"), "images") + "/", Now: time.Now}
 }
 
 func (s *Store) key(ref string) string { return s.prefix + url.PathEscape(ref) }

@@ -11,13 +11,15 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discovery-platform/discovery/internal/storeerr"
 )
 
 // Store keeps tenants in etcd under {prefix}/tenants/{name}, and the last
 // tenant number handed out (Tenant.Seq) under {prefix}/tenant-seq. Each
 // exported method is one transaction (or a read).
 type Store struct {
-	cli             *clientv3.Client
+	cli             clientv3.KV // errors translated (storeerr)
 	prefix          string
 	namespacePrefix string
 }
@@ -28,7 +30,7 @@ func NewStore(cli *clientv3.Client, prefix, namespacePrefix string) *Store {
 	if prefix == "" {
 		prefix = "/discovery"
 	}
-	return &Store{cli: cli, prefix: strings.TrimSuffix(prefix, "/"), namespacePrefix: namespacePrefix}
+	return &Store{cli: storeerr.KV(cli), prefix: strings.TrimSuffix(prefix, "/"), namespacePrefix: namespacePrefix}
 }
 
 func (s *Store) key(name string) string { return path.Join(s.prefix, "tenants", name) }

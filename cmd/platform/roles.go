@@ -132,7 +132,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 			rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{
 				Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
 				Quotas: ts,
-				ReplicaEnv: func(id deployer.ReplicaID) map[string]string {
+				ReplicaEnv: func(id apps.ReplicaID) map[string]string {
 					return map[string]string{"DISCOVERY_LEASE_TOKEN": tokens.LeaseToken(id.Tenant, id.App, id.Revision)}
 				},
 			})
@@ -159,8 +159,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 	if err != nil {
 		return err
 	}
-	logs, err := m.logReader()
-	if err != nil {
+	if svc.Logs, err = m.logReader(); err != nil {
 		return err
 	}
 	alloc.PerClient = c.ReservationsPer
@@ -178,7 +177,6 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		HeaderTimeout: c.HeaderTimeout,
 		Version:       version,
 		StaleWindow:   c.StaleWindow,
-		Logs:          logs,
 		Endpoints:     alloc,
 		Ready: func(ctx context.Context) error {
 			_, err := cli.Get(ctx, c.EtcdPrefix+"/tenants/"+tenants.Default, clientv3.WithCountOnly())

@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/discovery-platform/discovery/api"
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer"
 	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
@@ -88,7 +87,7 @@ func (m *Main) openRuntime(ctx context.Context, apiURL string, quotas deployer.Q
 }
 
 // logReader serves replica logs on every API instance, leader or not.
-func (m *Main) logReader() (api.Logs, error) {
+func (m *Main) logReader() (apps.LogReader, error) {
 	if m.Config.Runtime == "kubernetes" {
 		cli, err := m.kubeClient()
 		if err != nil {

@@ -220,7 +220,7 @@ func (r *Runtime) Start(ctx context.Context, spec deployer.ReplicaSpec) error {
 // Stop deletes the replica's pod with grace: the kubelet sends SIGTERM, and
 // SIGKILL once grace has passed. A finished pod is left for Remove (its log
 // is still readable); an unknown one is no error.
-func (r *Runtime) Stop(ctx context.Context, id deployer.ReplicaID, grace time.Duration) error {
+func (r *Runtime) Stop(ctx context.Context, id apps.ReplicaID, grace time.Duration) error {
 	ns, name := r.Namespace(id.Tenant), podName(id)
 	if p, err := r.lister.Pods(ns).Get(name); err == nil && finished(p) {
 		return nil
@@ -254,7 +254,7 @@ func (r *Runtime) List(_ context.Context, tenant, app string) ([]deployer.Observ
 }
 
 // Remove deletes a finished replica's pod (and so its log).
-func (r *Runtime) Remove(ctx context.Context, id deployer.ReplicaID) error {
+func (r *Runtime) Remove(ctx context.Context, id apps.ReplicaID) error {
 	ns, name := r.Namespace(id.Tenant), podName(id)
 	p, err := r.lister.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {

@@ -72,7 +72,7 @@ func open(t *testing.T, c *kubetest.Cluster, prefix string, q deployer.QuotaSour
 	return rt
 }
 
-func spec(id deployer.ReplicaID, env map[string]string) deployer.ReplicaSpec {
+func spec(id apps.ReplicaID, env map[string]string) deployer.ReplicaSpec {
 	return deployer.ReplicaSpec{ReplicaID: id, Image: testImage, Env: env, Port: 8080, ShutdownGrace: 5 * time.Second}
 }
 
@@ -85,7 +85,7 @@ func TestContract(t *testing.T) {
 		Runtime: func(t *testing.T) deployer.Runtime {
 			return open(t, c, "rt-", nil)
 		},
-		Spec: func(_ *testing.T, id deployer.ReplicaID, env map[string]string) deployer.ReplicaSpec {
+		Spec: func(_ *testing.T, id apps.ReplicaID, env map[string]string) deployer.ReplicaSpec {
 			return spec(id, env)
 		},
 	})
@@ -102,7 +102,7 @@ func eventually(t *testing.T, what string, within time.Duration, cond func() boo
 	}
 }
 
-func waitReady(t *testing.T, rt *Runtime, id deployer.ReplicaID) deployer.Observed {
+func waitReady(t *testing.T, rt *Runtime, id apps.ReplicaID) deployer.Observed {
 	t.Helper()
 	var got deployer.Observed
 	t.Cleanup(func() {
@@ -142,8 +142,8 @@ func TestTenantObjectsMirrorTheQuota(t *testing.T) {
 	pfx := uniq("tq")
 	rt := open(t, c, pfx, q)
 	ctx := t.Context()
-	ida := deployer.ReplicaID{Tenant: "a", App: "arena", Revision: "9d00cc18", Replica: "aa0001"}
-	idb := deployer.ReplicaID{Tenant: "b", App: "arena", Revision: "1a2b3c4d", Replica: "bb0001"}
+	ida := apps.ReplicaID{Tenant: "a", App: "arena", Revision: "9d00cc18", Replica: "aa0001"}
+	idb := apps.ReplicaID{Tenant: "b", App: "arena", Revision: "1a2b3c4d", Replica: "bb0001"}
 	sa := spec(ida, nil)
 	sa.Resources = &apps.Resources{CPUMillis: 250, MemoryMB: 128}
 	require.NoError(t, rt.Start(ctx, sa))
@@ -191,7 +191,7 @@ func TestTenantObjectsMirrorTheQuota(t *testing.T) {
 	assert.Equal(t, "500m", ptr(lr.Spec.Limits[0].Max[corev1.ResourceCPU]).String())
 
 	// The cluster itself refuses a pod past A's per-replica bound.
-	big := spec(deployer.ReplicaID{Tenant: "a", App: "arena", Revision: "9d00cc18", Replica: "aa0002"}, nil)
+	big := spec(apps.ReplicaID{Tenant: "a", App: "arena", Revision: "9d00cc18", Replica: "aa0002"}, nil)
 	big.Resources = &apps.Resources{CPUMillis: 900}
 	err = rt.Start(ctx, big)
 	require.Error(t, err, "the LimitRange refuses 900m when the bound is 500m")
@@ -223,7 +223,7 @@ func TestRestartedRuntimeSeesRunningPods(t *testing.T) {
 	c := cluster(t)
 	pfx := uniq("rs")
 	first := open(t, c, pfx, nil)
-	id := deployer.ReplicaID{Tenant: "t", App: "arena", Revision: "9d00cc18", Replica: "r00001"}
+	id := apps.ReplicaID{Tenant: "t", App: "arena", Revision: "9d00cc18", Replica: "r00001"}
 	require.NoError(t, first.Start(t.Context(), spec(id, nil)))
 	before := waitReady(t, first, id)
 	require.NoError(t, first.Close())
@@ -241,7 +241,7 @@ func TestRestartedRuntimeSeesRunningPods(t *testing.T) {
 func TestStartWithoutImageIsRefused(t *testing.T) {
 	c := cluster(t)
 	rt := open(t, c, uniq("ni"), nil)
-	s := spec(deployer.ReplicaID{Tenant: "t", App: "x", Revision: "9d00cc18", Replica: "r1"}, nil)
+	s := spec(apps.ReplicaID{Tenant: "t", App: "x", Revision: "9d00cc18", Replica: "r1"}, nil)
 	s.Image, s.Command = "", []string{"/bin/true"}
 	require.ErrorIs(t, rt.Start(t.Context(), s), ErrNoImage)
 }

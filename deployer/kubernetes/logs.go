@@ -9,7 +9,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/discovery-platform/discovery/apps"
-	"github.com/discovery-platform/discovery/deployer"
 )
 
 // LogReader reads replicas' output through the pods/log API. Every API
@@ -22,7 +21,7 @@ type LogReader struct {
 
 // Logs returns up to tail bytes of the end of a replica's output. The API
 // counts lines, not bytes, so it asks for enough lines and trims.
-func (l LogReader) Logs(ctx context.Context, id deployer.ReplicaID, tail int) ([]byte, error) {
+func (l LogReader) Logs(ctx context.Context, id apps.ReplicaID, tail int) ([]byte, error) {
 	lines := int64(tail/32 + 16)
 	ns, name := l.NamespacePrefix+id.Tenant, podName(id)
 	b, err := l.Client.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{Container: container, TailLines: &lines}).DoRaw(ctx)
@@ -39,6 +38,6 @@ func (l LogReader) Logs(ctx context.Context, id deployer.ReplicaID, tail int) ([
 }
 
 // Logs reads a replica's output (deployer.Runtime).
-func (r *Runtime) Logs(ctx context.Context, id deployer.ReplicaID, tail int) ([]byte, error) {
+func (r *Runtime) Logs(ctx context.Context, id apps.ReplicaID, tail int) ([]byte, error) {
 	return LogReader{Client: r.client, NamespacePrefix: r.cfg.NamespacePrefix}.Logs(ctx, id, tail)
 }

@@ -43,18 +43,18 @@ const (
 
 // podName is a replica's pod name: unique within the tenant's namespace
 // because app names are, and readable in kubectl.
-func podName(id deployer.ReplicaID) string {
+func podName(id apps.ReplicaID) string {
 	return id.App + "-" + id.Revision + "-" + id.Replica
 }
 
 // idOf reads a replica's identity back from its pod's labels.
-func idOf(pod *corev1.Pod) (deployer.ReplicaID, bool) {
+func idOf(pod *corev1.Pod) (apps.ReplicaID, bool) {
 	l := pod.Labels
-	id := deployer.ReplicaID{Tenant: l[LabelTenant], App: l[LabelApp], Revision: l[LabelRevision], Replica: l[LabelReplica]}
+	id := apps.ReplicaID{Tenant: l[LabelTenant], App: l[LabelApp], Revision: l[LabelRevision], Replica: l[LabelReplica]}
 	return id, id.Tenant != "" && id.App != "" && id.Revision != "" && id.Replica != ""
 }
 
-func labels(id deployer.ReplicaID) map[string]string {
+func labels(id apps.ReplicaID) map[string]string {
 	return map[string]string{
 		LabelTenant: id.Tenant, LabelApp: id.App, LabelRevision: id.Revision, LabelReplica: id.Replica,
 		LabelManagedBy: managedBy,
@@ -157,7 +157,7 @@ func requirements(r *apps.Resources) corev1.ResourceRequirements {
 }
 
 // observe is the runtime's view of a pod, in the reconciler's terms.
-func observe(p *corev1.Pod, id deployer.ReplicaID, wasReady bool) deployer.Observed {
+func observe(p *corev1.Pod, id apps.ReplicaID, wasReady bool) deployer.Observed {
 	o := deployer.Observed{ReplicaID: id, StartedAt: p.CreationTimestamp.Time}
 	if p.Status.StartTime != nil {
 		o.StartedAt = p.Status.StartTime.Time

@@ -21,7 +21,7 @@ import (
 )
 
 func TestPodSpec(t *testing.T) {
-	id := deployer.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "4f1a2b"}
+	id := apps.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "4f1a2b"}
 	p := pod(deployer.ReplicaSpec{ReplicaID: id, Image: "example/arena:1", Port: 9000, HealthPath: "/healthz",
 		Env: map[string]string{"RESPAWN": "false"}, ShutdownGrace: 2500 * time.Millisecond,
 		Resources: &apps.Resources{CPUMillis: 250, MemoryMB: 64}}, "discovery-acme", map[string]string{"DISCOVERY_API": "http://api"})
@@ -71,7 +71,7 @@ func index(list []string, s string) int {
 }
 
 func TestObserve(t *testing.T) {
-	id := deployer.ReplicaID{Tenant: "t", App: "a", Revision: "9d00cc18", Replica: "r1"}
+	id := apps.ReplicaID{Tenant: "t", App: "a", Revision: "9d00cc18", Replica: "r1"}
 	now := metav1.Now()
 	ready := []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 	notReady := []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}

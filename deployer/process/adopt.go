@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/discovery-platform/discovery/apps"
-	"github.com/discovery-platform/discovery/deployer"
 	"github.com/discovery-platform/discovery/deployer/process/supervisor"
 )
 
@@ -61,7 +60,7 @@ func claimSupervisor(dir string) (pid int, ticks uint64, ok bool) {
 }
 
 // adopt rebuilds one replica from its directory.
-func (r *Runtime) adopt(id deployer.ReplicaID, dir string) *replica {
+func (r *Runtime) adopt(id apps.ReplicaID, dir string) *replica {
 	const lostMsg = "lost: the platform stopped before the replica started"
 	m, err := readMeta(dir)
 	lost := false

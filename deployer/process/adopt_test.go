@@ -66,13 +66,13 @@ func TestAdoptedReplicaReportsItsRealExit(t *testing.T) {
 		name string
 		// end ends the replica, given the new runtime (nil: before it opens)
 		// and its supervisor's pid.
-		end  func(t *testing.T, rt *Runtime, id deployer.ReplicaID, sup int)
+		end  func(t *testing.T, rt *Runtime, id apps.ReplicaID, sup int)
 		want string
 	}{
-		{"stopped, exits 3", func(t *testing.T, rt *Runtime, id deployer.ReplicaID, _ int) {
+		{"stopped, exits 3", func(t *testing.T, rt *Runtime, id apps.ReplicaID, _ int) {
 			require.NoError(t, rt.Stop(t.Context(), id, 10*time.Second))
 		}, "exit status 3"},
-		{"killed", func(t *testing.T, _ *Runtime, _ deployer.ReplicaID, sup int) {
+		{"killed", func(t *testing.T, _ *Runtime, _ apps.ReplicaID, sup int) {
 			require.NoError(t, syscall.Kill(childOf(t, sup), syscall.SIGKILL))
 		}, "signal: killed"},
 	} {
@@ -258,9 +258,9 @@ func TestSupervisorStartingAfterAdoptionStartsNothing(t *testing.T) {
 func TestReplicaLostBeforeStartIsExited(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	noPID := deployer.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "nopid"}
-	noMeta := deployer.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "nometa"}
-	for _, id := range []deployer.ReplicaID{noPID, noMeta} {
+	noPID := apps.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "nopid"}
+	noMeta := apps.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "nometa"}
+	for _, id := range []apps.ReplicaID{noPID, noMeta} {
 		require.NoError(t, os.MkdirAll(filepath.Join(cfg.StateDir, dirName(id)), 0o755))
 	}
 	require.NoError(t, writeMeta(filepath.Join(cfg.StateDir, dirName(noPID)),

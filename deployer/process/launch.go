@@ -45,7 +45,7 @@ func (r *Runtime) Start(ctx context.Context, spec deployer.ReplicaSpec) error {
 		}
 		if err != nil {
 			// Nothing is wrong with the replica: the reconciler retries.
-			return fmt.Errorf("start %s: user of tenant %s: %w: %w", idString(spec.ReplicaID), spec.Tenant, deployer.ErrRuntimeUnavailable, err)
+			return fmt.Errorf("start %s: user of tenant %s: %w: %w", spec.ReplicaID.String(), spec.Tenant, deployer.ErrRuntimeUnavailable, err)
 		}
 		user = &supervisor.User{UID: uint32(uid), GID: uint32(gid)}
 	}
@@ -58,7 +58,7 @@ func (r *Runtime) Start(ctx context.Context, spec deployer.ReplicaSpec) error {
 	}
 	rep, err := r.launch(spec, user)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", idString(spec.ReplicaID), err)
+		return fmt.Errorf("start %s: %w", spec.ReplicaID.String(), err)
 	}
 	r.reps[spec.ReplicaID] = rep
 	r.log.Info("replica started", logAttrs(rep.meta.id(), "pid", rep.meta.PID, "address", rep.meta.Address)...)
@@ -70,13 +70,13 @@ func (r *Runtime) Start(ctx context.Context, spec deployer.ReplicaSpec) error {
 // known reports whether Start has nothing to do for id (it runs), or must
 // fail (the runtime closed, or the replica exited and was not removed).
 // r.mu must be held.
-func (r *Runtime) known(id deployer.ReplicaID) (running bool, err error) {
+func (r *Runtime) known(id apps.ReplicaID) (running bool, err error) {
 	if r.closed {
 		return false, ErrClosed
 	}
 	if rep, ok := r.reps[id]; ok {
 		if rep.state == apps.ReplicaExited {
-			return false, fmt.Errorf("start %s: %w", idString(id), ErrExited)
+			return false, fmt.Errorf("start %s: %w", id.String(), ErrExited)
 		}
 		return true, nil
 	}

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/discovery-platform/discovery/deployer"
+	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer/process/supervisor"
 )
 
@@ -100,7 +100,7 @@ func tailFile(f *os.File, n int64) ([]byte, error) {
 type LogReader struct{ StateDir string }
 
 // Logs returns up to tail bytes of the end of a replica's output.
-func (l LogReader) Logs(_ context.Context, id deployer.ReplicaID, tail int) ([]byte, error) {
+func (l LogReader) Logs(_ context.Context, id apps.ReplicaID, tail int) ([]byte, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}

@@ -146,7 +146,7 @@ type Runtime struct {
 
 	mu     sync.Mutex
 	closed bool
-	reps   map[deployer.ReplicaID]*replica
+	reps   map[apps.ReplicaID]*replica
 }
 
 var _ deployer.Runtime = (*Runtime)(nil)
@@ -220,7 +220,7 @@ func New(cfg Config) (*Runtime, error) {
 		sigchld: make(chan os.Signal, 1),
 		ctx:     ctx,
 		cancel:  cancel,
-		reps:    map[deployer.ReplicaID]*replica{},
+		reps:    map[apps.ReplicaID]*replica{},
 	}
 	if err := r.adoptAll(); err != nil {
 		cancel()
@@ -264,7 +264,7 @@ func (r *Runtime) Changes() <-chan apps.Ref { return r.changes }
 // Stop sends SIGTERM to the replica's process group and SIGKILL after grace.
 // It returns at once. Stopping a stopping replica again keeps the earlier of
 // the two kill deadlines; stopping an unknown or exited one does nothing.
-func (r *Runtime) Stop(ctx context.Context, id deployer.ReplicaID, grace time.Duration) error {
+func (r *Runtime) Stop(ctx context.Context, id apps.ReplicaID, grace time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -326,7 +326,7 @@ func (r *Runtime) List(ctx context.Context, tenant, app string) ([]deployer.Obse
 
 // Remove deletes an exited replica's state dir and log. Removing an unknown
 // replica does nothing; removing one that still runs is ErrRunning.
-func (r *Runtime) Remove(ctx context.Context, id deployer.ReplicaID) error {
+func (r *Runtime) Remove(ctx context.Context, id apps.ReplicaID) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -337,10 +337,10 @@ func (r *Runtime) Remove(ctx context.Context, id deployer.ReplicaID) error {
 		return nil
 	}
 	if rep.state != apps.ReplicaExited {
-		return fmt.Errorf("remove %s: %w", idString(id), ErrRunning)
+		return fmt.Errorf("remove %s: %w", id.String(), ErrRunning)
 	}
 	if err := os.RemoveAll(rep.dir); err != nil {
-		return fmt.Errorf("remove %s: %w", idString(id), err)
+		return fmt.Errorf("remove %s: %w", id.String(), err)
 	}
 	delete(r.reps, id)
 	return nil
@@ -349,7 +349,7 @@ func (r *Runtime) Remove(ctx context.Context, id deployer.ReplicaID) error {
 // Logs returns the last tail bytes of the replica's output, across both log
 // files (LogLimit bytes when tail <= 0). Exited replicas keep their log until
 // removed.
-func (r *Runtime) Logs(ctx context.Context, id deployer.ReplicaID, tail int) ([]byte, error) {
+func (r *Runtime) Logs(ctx context.Context, id apps.ReplicaID, tail int) ([]byte, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -358,7 +358,7 @@ func (r *Runtime) Logs(ctx context.Context, id deployer.ReplicaID, tail int) ([]
 	rep := r.reps[id]
 	r.mu.Unlock()
 	if rep == nil {
-		return nil, fmt.Errorf("logs %s: %w", idString(id), ErrNotFound)
+		return nil, fmt.Errorf("logs %s: %w", id.String(), ErrNotFound)
 	}
 	n := int64(tail)
 	if n <= 0 {
@@ -366,7 +366,7 @@ func (r *Runtime) Logs(ctx context.Context, id deployer.ReplicaID, tail int) ([]
 	}
 	b, err := tailLog(rep.dir, n)
 	if err != nil {
-		return nil, fmt.Errorf("logs %s: %w", idString(id), err)
+		return nil, fmt.Errorf("logs %s: %w", id.String(), err)
 	}
 	return b, nil
 }
@@ -385,7 +385,7 @@ func (r *Runtime) setState(rep *replica, s apps.ReplicaState) {
 
 // notify sends without blocking: a reader that falls behind misses changes,
 // which its periodic resync covers.
-func (r *Runtime) notify(id deployer.ReplicaID) {
+func (r *Runtime) notify(id apps.ReplicaID) {
 	select {
 	case r.changes <- apps.Ref{Tenant: id.Tenant, App: id.App}:
 	default:
@@ -430,10 +430,6 @@ func freePort(host string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func idString(id deployer.ReplicaID) string {
-	return id.Tenant + "/" + id.App + "/" + id.Revision + "/" + id.Replica
-}
-
-func logAttrs(id deployer.ReplicaID, kv ...any) []any {
+func logAttrs(id apps.ReplicaID, kv ...any) []any {
 	return append([]any{"tenant", id.Tenant, "app", id.App, "revision", id.Revision, "replica", id.Replica}, kv...)
 }

@@ -80,7 +80,7 @@ func killAll(t *testing.T, dir string) {
 
 func testapp(t *testing.T, app, replica string, env map[string]string) deployer.ReplicaSpec {
 	return deployer.ReplicaSpec{
-		ReplicaID: deployer.ReplicaID{Tenant: "acme", App: app, Revision: "9d00cc18", Replica: replica},
+		ReplicaID: apps.ReplicaID{Tenant: "acme", App: app, Revision: "9d00cc18", Replica: replica},
 		Command:   []string{build.Binary(t)},
 		Env:       env,
 	}
@@ -88,12 +88,12 @@ func testapp(t *testing.T, app, replica string, env map[string]string) deployer.
 
 func shell(app, script string) deployer.ReplicaSpec {
 	return deployer.ReplicaSpec{
-		ReplicaID: deployer.ReplicaID{Tenant: "acme", App: app, Revision: "9d00cc18", Replica: "r1"},
+		ReplicaID: apps.ReplicaID{Tenant: "acme", App: app, Revision: "9d00cc18", Replica: "r1"},
 		Command:   []string{"sh", "-c", script},
 	}
 }
 
-func get(rt *Runtime, id deployer.ReplicaID) deployer.Observed {
+func get(rt *Runtime, id apps.ReplicaID) deployer.Observed {
 	list, _ := rt.List(context.Background(), id.Tenant, id.App)
 	for _, o := range list {
 		if o.ReplicaID == id {
@@ -103,7 +103,7 @@ func get(rt *Runtime, id deployer.ReplicaID) deployer.Observed {
 	return deployer.Observed{}
 }
 
-func waitState(t *testing.T, rt *Runtime, id deployer.ReplicaID, want apps.ReplicaState) deployer.Observed {
+func waitState(t *testing.T, rt *Runtime, id apps.ReplicaID, want apps.ReplicaState) deployer.Observed {
 	t.Helper()
 	var o deployer.Observed
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -113,7 +113,7 @@ func waitState(t *testing.T, rt *Runtime, id deployer.ReplicaID, want apps.Repli
 	return o
 }
 
-func waitLog(t *testing.T, rt *Runtime, id deployer.ReplicaID, want string) {
+func waitLog(t *testing.T, rt *Runtime, id apps.ReplicaID, want string) {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		b, err := rt.Logs(context.Background(), id, 0)
@@ -123,7 +123,7 @@ func waitLog(t *testing.T, rt *Runtime, id deployer.ReplicaID, want string) {
 }
 
 // pidOf is the pid of the replica's supervisor.
-func pidOf(rt *Runtime, id deployer.ReplicaID) int {
+func pidOf(rt *Runtime, id apps.ReplicaID) int {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return rt.reps[id].meta.PID
@@ -290,7 +290,7 @@ func TestStopHonoursSIGTERM(t *testing.T) {
 
 	// Stopping an exited or unknown replica is not an error.
 	require.NoError(t, rt.Stop(t.Context(), spec.ReplicaID, time.Second))
-	require.NoError(t, rt.Stop(t.Context(), deployer.ReplicaID{Tenant: "acme", App: "nope", Revision: "x", Replica: "y"}, time.Second))
+	require.NoError(t, rt.Stop(t.Context(), apps.ReplicaID{Tenant: "acme", App: "nope", Revision: "x", Replica: "y"}, time.Second))
 }
 
 func TestStopKillsAfterGrace(t *testing.T) {
@@ -337,7 +337,7 @@ func TestStartRejectsBadSpecs(t *testing.T) {
 	t.Parallel()
 	rt := open(t, testConfig(t))
 	spec := deployer.ReplicaSpec{
-		ReplicaID: deployer.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "r1"},
+		ReplicaID: apps.ReplicaID{Tenant: "acme", App: "arena", Revision: "9d00cc18", Replica: "r1"},
 		Image:     "example/arena:0.2",
 	}
 	err := rt.Start(t.Context(), spec)

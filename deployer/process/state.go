@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/discovery-platform/discovery/apps"
-	"github.com/discovery-platform/discovery/deployer"
 )
 
 // On disk, each replica has a directory <StateDir>/<tenant>.<app>.<revision>.<replica>
@@ -57,29 +56,29 @@ type meta struct {
 
 // id reads only the identity fields, which never change, so it is safe
 // without Runtime.mu.
-func (m *meta) id() deployer.ReplicaID {
-	return deployer.ReplicaID{Tenant: m.Tenant, App: m.App, Revision: m.Revision, Replica: m.Replica}
+func (m *meta) id() apps.ReplicaID {
+	return apps.ReplicaID{Tenant: m.Tenant, App: m.App, Revision: m.Revision, Replica: m.Replica}
 }
 
-func dirName(id deployer.ReplicaID) string {
+func dirName(id apps.ReplicaID) string {
 	return strings.Join([]string{id.Tenant, id.App, id.Revision, id.Replica}, ".")
 }
 
-func parseDirName(name string) (deployer.ReplicaID, bool) {
+func parseDirName(name string) (apps.ReplicaID, bool) {
 	p := strings.Split(name, ".")
 	if len(p) != 4 {
-		return deployer.ReplicaID{}, false
+		return apps.ReplicaID{}, false
 	}
-	id := deployer.ReplicaID{Tenant: p[0], App: p[1], Revision: p[2], Replica: p[3]}
+	id := apps.ReplicaID{Tenant: p[0], App: p[1], Revision: p[2], Replica: p[3]}
 	return id, checkID(id) == nil
 }
 
 // checkID keeps IDs to label characters, so they name a directory safely and
 // split back into the same parts.
-func checkID(id deployer.ReplicaID) error {
+func checkID(id apps.ReplicaID) error {
 	for _, part := range []string{id.Tenant, id.App, id.Revision, id.Replica} {
 		if part == "" || strings.IndexFunc(part, notLabelRune) >= 0 {
-			return fmt.Errorf("process: invalid replica id %q: parts must be non-empty labels of [A-Za-z0-9_-]", idString(id))
+			return fmt.Errorf("process: invalid replica id %q: parts must be non-empty labels of [A-Za-z0-9_-]", id.String())
 		}
 	}
 	return nil

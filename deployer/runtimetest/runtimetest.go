@@ -31,7 +31,7 @@ type Suite struct {
 	Runtime func(t *testing.T) deployer.Runtime
 	// Spec is a ReplicaSpec that runs the testapp as id with env (a command
 	// on the process runtime, an image mapped to it on Kubernetes).
-	Spec func(t *testing.T, id deployer.ReplicaID, env map[string]string) deployer.ReplicaSpec
+	Spec func(t *testing.T, id apps.ReplicaID, env map[string]string) deployer.ReplicaSpec
 	// Tenant the suite's replicas belong to; each test uses its own app.
 	Tenant string
 	// Within bounds every wait (a pod takes longer than a process).
@@ -68,7 +68,7 @@ func Run(t *testing.T, s Suite) {
 	}
 }
 
-func (s Suite) id(t *testing.T, replica string) deployer.ReplicaID {
+func (s Suite) id(t *testing.T, replica string) apps.ReplicaID {
 	// An app per test, so tests run side by side.
 	app := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	app = app[strings.LastIndex(app, "-")+1:]
@@ -76,10 +76,10 @@ func (s Suite) id(t *testing.T, replica string) deployer.ReplicaID {
 		app = app[:24]
 	}
 	app += "-" + s.run
-	return deployer.ReplicaID{Tenant: s.Tenant, App: app, Revision: "9d00cc18", Replica: replica}
+	return apps.ReplicaID{Tenant: s.Tenant, App: app, Revision: "9d00cc18", Replica: replica}
 }
 
-func find(t *testing.T, rt deployer.Runtime, id deployer.ReplicaID) (deployer.Observed, bool) {
+func find(t *testing.T, rt deployer.Runtime, id apps.ReplicaID) (deployer.Observed, bool) {
 	list, err := rt.List(t.Context(), id.Tenant, id.App)
 	require.NoError(t, err)
 	for _, o := range list {
@@ -91,7 +91,7 @@ func find(t *testing.T, rt deployer.Runtime, id deployer.ReplicaID) (deployer.Ob
 }
 
 // wait polls List until cond holds for the replica (or its absence).
-func (s Suite) wait(t *testing.T, rt deployer.Runtime, id deployer.ReplicaID, what string, cond func(deployer.Observed, bool) bool) deployer.Observed {
+func (s Suite) wait(t *testing.T, rt deployer.Runtime, id apps.ReplicaID, what string, cond func(deployer.Observed, bool) bool) deployer.Observed {
 	t.Helper()
 	deadline := time.Now().Add(s.Within)
 	for {
@@ -106,12 +106,12 @@ func (s Suite) wait(t *testing.T, rt deployer.Runtime, id deployer.ReplicaID, wh
 	}
 }
 
-func (s Suite) waitState(t *testing.T, rt deployer.Runtime, id deployer.ReplicaID, want apps.ReplicaState) deployer.Observed {
+func (s Suite) waitState(t *testing.T, rt deployer.Runtime, id apps.ReplicaID, want apps.ReplicaState) deployer.Observed {
 	t.Helper()
 	return s.wait(t, rt, id, string(want), func(o deployer.Observed, ok bool) bool { return ok && o.State == want })
 }
 
-func (s Suite) waitLog(t *testing.T, rt deployer.Runtime, id deployer.ReplicaID, want string) {
+func (s Suite) waitLog(t *testing.T, rt deployer.Runtime, id apps.ReplicaID, want string) {
 	t.Helper()
 	deadline := time.Now().Add(s.Within)
 	for {

@@ -370,11 +370,10 @@ func (s *Store) Load(ctx context.Context, tenant, app string) (Snapshot, error) 
 	}
 	sort.Slice(snap.Revisions, func(i, j int) bool { return snap.Revisions[i].Generation > snap.Revisions[j].Generation })
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
-		var r Replica
-		if err := json.Unmarshal(kv.Value, &r); err != nil {
-			return Snapshot{}, fmt.Errorf("decode replica %s: %w", kv.Key, err)
+		r, err := decodeReplica(kv.Value, kv.ModRevision)
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("%s: %w", kv.Key, err)
 		}
-		r.ModRevision = kv.ModRevision
 		snap.Replicas = append(snap.Replicas, r)
 	}
 	return snap, nil
@@ -614,6 +613,15 @@ func decodeRevision(b []byte, mod int64) (Revision, error) {
 	var r Revision
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Revision{}, fmt.Errorf("decode revision: %w", err)
+	}
+	r.ModRevision = mod
+	return r, nil
+}
+
+func decodeReplica(b []byte, mod int64) (Replica, error) {
+	var r Replica
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Replica{}, fmt.Errorf("decode replica: %w", err)
 	}
 	r.ModRevision = mod
 	return r, nil

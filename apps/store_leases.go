@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"sort"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/discovery-platform/discovery/internal/etcdmirror"
 	"github.com/discovery-platform/discovery/internal/storeerr"
 	"github.com/discovery-platform/discovery/tenants"
 )
@@ -198,3 +200,33 @@ func (s *Store) ListLeases(ctx context.Context, tenant, app string) ([]Lease, er
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out, nil
 }
+
+// LeaseFeed follows every live app-held lease (the session table counts
+// them): a list, then a watch.
+type LeaseFeed struct{ m *etcdmirror.Mirror }
+
+// NewLeaseFeed returns a feed that calls onChange with every live lease after
+// each change; Run runs it.
+func (s *Store) NewLeaseFeed(onChange func([]Lease), log *slog.Logger) *LeaseFeed {
+	p := path.Join(s.prefix, "holds") + "/"
+	return &LeaseFeed{m: &etcdmirror.Mirror{Cli: s.cli, Prefix: p, Log: log, OnChange: func(kvs map[string][]byte) {
+		out := make([]Lease, 0, len(kvs))
+		for k, v := range kvs {
+			var l Lease
+			if err := json.Unmarshal(v, &l); err != nil || l.Tenant == "" || l.Revision == "" {
+				if log != nil {
+					log.Warn("ignoring an unreadable lease", "key", k, "err", err)
+				}
+				continue
+			}
+			out = append(out, l)
+		}
+		onChange(out)
+	}}}
+}
+
+// Run follows the leases until ctx ends.
+func (f *LeaseFeed) Run(ctx context.Context) { f.m.Run(ctx) }
+
+// Synced is when the feed was last known current (zero before its first list).
+func (f *LeaseFeed) Synced() time.Time { t, _ := f.m.Status(); return t }

@@ -20,6 +20,11 @@ var (
 	retirements = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "discovery_retirements_total", Help: "Revisions retired or failed, by outcome.",
 	}, []string{"tenant", "app", "state"})
+	// PassesTotal counts reconcile passes over an app (exported for tests
+	// that count passes instead of waiting).
+	PassesTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "discovery_reconcile_passes_total", Help: "Reconcile passes over one app (after a change, a runtime event or a resync).",
+	})
 	revisionSessions = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "discovery_revision_sessions", Help: "Sessions per serving revision (connections, reservations, app-held leases).",
 	}, []string{"tenant", "app", "revision"})

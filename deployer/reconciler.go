@@ -63,9 +63,15 @@ type QuotaSource interface {
 	Quota(ctx context.Context, tenant string) (tenants.Quota, error)
 }
 
-// Reconciler converges apps in etcd with replicas in a Runtime.
+// Reconciler converges apps in etcd with replicas in a Runtime. It reads
+// apps from a cache the store's feed keeps (an informer), so a pass over an
+// app that did not change costs no etcd round trip; after a pass that wrote,
+// it waits until the cache has its own writes (read-your-writes) before the
+// app is looked at again.
 type Reconciler struct {
-	store    *apps.Store
+	store    Store
+	feed     *apps.Feed
+	cache    *cache
 	rt       Runtime
 	sessions SessionCounter
 	cfg      Config
@@ -77,10 +83,16 @@ type Reconciler struct {
 	cappedMu sync.Mutex
 	capped   map[apps.Ref]time.Time
 	metrics  metrics
+
+	// trimmed is the newest record revision of each app when its events
+	// were last trimmed: an app whose records did not change since wrote no
+	// event that needs trimming.
+	trimMu  sync.Mutex
+	trimmed map[apps.Ref]int64
 }
 
 // NewReconciler wires a reconciler; sessions may be nil (NoSessions).
-func NewReconciler(store *apps.Store, rt Runtime, sessions SessionCounter, cfg Config) *Reconciler {
+func NewReconciler(store Store, rt Runtime, sessions SessionCounter, cfg Config) *Reconciler {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
 	}
@@ -102,31 +114,43 @@ func NewReconciler(store *apps.Store, rt Runtime, sessions SessionCounter, cfg C
 	if sessions == nil {
 		sessions = NoSessions{}
 	}
-	return &Reconciler{
+	r := &Reconciler{
 		store: store, rt: rt, sessions: sessions, cfg: cfg, log: cfg.Logger, capped: map[apps.Ref]time.Time{},
+		trimmed: map[apps.Ref]int64{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[apps.Ref](50*time.Millisecond, 10*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[apps.Ref]{Name: "apps"}),
 	}
+	r.cache = newCache(r.queue.Add, r.enqueueCached)
+	r.feed = store.NewFeed(r.cache, cfg.Logger)
+	return r
 }
 
-// Run reconciles until ctx ends. It feeds the queue from the etcd watch, the
-// runtime's change notifications and a periodic resync.
+// Run reconciles until ctx ends. It feeds the queue from the store's feed
+// (every changed app), the runtime's change notifications and a periodic
+// resync of every app from the cache.
 func (r *Reconciler) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer func() {
 		r.queue.ShutDown()
 		wg.Wait()
 	}()
-	watch := r.store.Watch(ctx)
-	r.enqueueAll(ctx)
+	fctx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	wg.Go(func() { r.feed.Run(fctx) })
+	for !r.cache.synced() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(10 * time.Millisecond): // poll until the first list of every kind is in
+		}
+	}
+	r.enqueueCached()
 	for i := 0; i < r.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for r.processNext(ctx) {
 			}
-		}()
+		})
 	}
 	resync := time.NewTicker(r.cfg.Resync)
 	defer resync.Stop()
@@ -134,19 +158,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ref, ok := <-watch:
-			if !ok {
-				return nil
-			}
-			if ref == (apps.Ref{}) {
-				r.enqueueAll(ctx)
-			} else {
-				r.queue.Add(ref)
-			}
 		case ref := <-r.rt.Changes():
 			r.queue.Add(ref)
 		case <-resync.C:
-			r.enqueueAll(ctx)
+			r.enqueueCached()
 		}
 	}
 }
@@ -155,15 +170,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // when an app's sessions change, so the autoscaler reacts at once).
 func (r *Reconciler) Enqueue(ref apps.Ref) { r.queue.Add(ref) }
 
-func (r *Reconciler) enqueueAll(ctx context.Context) {
-	refs, err := r.store.ListAllApps(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Warn("resync: cannot list apps", "err", err)
-		}
-		return
-	}
-	for _, ref := range refs {
+// enqueueCached queues every app the cache knows.
+func (r *Reconciler) enqueueCached() {
+	for _, ref := range r.cache.refs() {
 		r.queue.Add(ref)
 	}
 }
@@ -174,7 +183,13 @@ func (r *Reconciler) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer r.queue.Done(ref)
-	again, err := r.Sync(ctx, ref)
+	again, wrote, err := r.sync(ctx, ref)
+	if wrote && r.cache.synced() {
+		// The next pass over this app must see what this one wrote.
+		if cerr := r.feed.CatchUp(ctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		if !errors.Is(err, apps.ErrConflict) {
@@ -193,20 +208,106 @@ func (r *Reconciler) processNext(ctx context.Context) bool {
 // Sync reconciles one app once. It reports whether the app is in a
 // transitional state and should be looked at again soon. An error means retry.
 func (r *Reconciler) Sync(ctx context.Context, ref apps.Ref) (again bool, err error) {
-	snap, err := r.store.Load(ctx, ref.Tenant, ref.App)
+	again, _, err = r.sync(ctx, ref)
+	return again, err
+}
+
+// sync is Sync, also reporting whether it wrote to the store.
+func (r *Reconciler) sync(ctx context.Context, ref apps.Ref) (again, wrote bool, err error) {
+	snap, latest, err := r.snapshot(ctx, ref)
 	if errors.Is(err, apps.ErrNotFound) {
-		return false, nil
+		r.forgetTrim(ref)
+		return false, false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	observed, err := r.rt.List(ctx, ref.Tenant, ref.App)
 	if err != nil {
-		return false, fmt.Errorf("observe %s: %w", ref, err)
+		return false, false, fmt.Errorf("observe %s: %w", ref, err)
 	}
-	s := &syncer{r: r, ctx: ctx, snap: snap, now: r.cfg.Now().UTC(), observed: map[string]Observed{}}
+	st := &writeTracker{Store: r.store}
+	s := &syncer{r: r, st: st, ctx: ctx, snap: snap, latest: latest, now: r.cfg.Now().UTC(), observed: map[string]Observed{}}
 	for _, o := range observed {
 		s.observed[o.Replica] = o
 	}
-	return s.run()
+	again, err = s.run()
+	PassesTotal.Inc()
+	return again, st.wrote, err
+}
+
+// snapshot reads an app from the cache once it is synced, from the store
+// before (a test calling Sync without Run).
+func (r *Reconciler) snapshot(ctx context.Context, ref apps.Ref) (apps.Snapshot, int64, error) {
+	if r.cache.synced() {
+		snap, latest, ok := r.cache.snapshot(ref)
+		if !ok {
+			return apps.Snapshot{}, 0, fmt.Errorf("app %s: %w", ref, apps.ErrNotFound)
+		}
+		return snap, latest, nil
+	}
+	snap, err := r.store.Load(ctx, ref.Tenant, ref.App)
+	return snap, snap.ReadAt, err
+}
+
+// trimDue reports whether an app's events may need trimming: its records
+// changed since the last trim (every event comes with a change, or a capped
+// warning at most once a minute).
+func (r *Reconciler) trimDue(ref apps.Ref, latest int64) bool {
+	r.trimMu.Lock()
+	defer r.trimMu.Unlock()
+	return r.trimmed[ref] != latest
+}
+
+func (r *Reconciler) trimDone(ref apps.Ref, latest int64) {
+	r.trimMu.Lock()
+	r.trimmed[ref] = latest
+	r.trimMu.Unlock()
+}
+
+func (r *Reconciler) forgetTrim(ref apps.Ref) {
+	r.trimMu.Lock()
+	delete(r.trimmed, ref)
+	r.trimMu.Unlock()
+}
+
+// writeTracker notes whether a pass wrote a record.
+type writeTracker struct {
+	Store
+	wrote bool
+}
+
+func (w *writeTracker) Transition(ctx context.Context, changes ...apps.Change) ([]apps.Revision, error) {
+	w.wrote = true
+	return w.Store.Transition(ctx, changes...)
+}
+
+func (w *writeTracker) SaveRevisionStatus(ctx context.Context, rev apps.Revision) (apps.Revision, error) {
+	w.wrote = true
+	return w.Store.SaveRevisionStatus(ctx, rev)
+}
+
+func (w *writeTracker) DeleteRevision(ctx context.Context, rev apps.Revision) error {
+	w.wrote = true
+	return w.Store.DeleteRevision(ctx, rev)
+}
+
+func (w *writeTracker) CreateReplica(ctx context.Context, rep apps.Replica, ev *apps.Event, check apps.QuotaCheck) (apps.Replica, error) {
+	w.wrote = true
+	return w.Store.CreateReplica(ctx, rep, ev, check)
+}
+
+func (w *writeTracker) PutReplica(ctx context.Context, rep apps.Replica, ev *apps.Event) (apps.Replica, error) {
+	w.wrote = true
+	return w.Store.PutReplica(ctx, rep, ev)
+}
+
+func (w *writeTracker) DeleteReplica(ctx context.Context, rep apps.Replica, ev *apps.Event) error {
+	w.wrote = true
+	return w.Store.DeleteReplica(ctx, rep, ev)
+}
+
+func (w *writeTracker) DeleteAppData(ctx context.Context, snap apps.Snapshot) error {
+	w.wrote = true
+	return w.Store.DeleteAppData(ctx, snap)
 }

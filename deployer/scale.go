@@ -14,9 +14,14 @@ import (
 // scale starts missing replicas of starting and active revisions and stops
 // the replicas of revisions that should have none.
 func (s *syncer) scale() error {
-	allowed, check, err := s.replicaAllowance()
+	q, limited, err := s.quota()
 	if err != nil {
 		return err
+	}
+	allowed, counted := math.MaxInt, !limited
+	var check apps.QuotaCheck
+	if limited {
+		check = apps.ReplicaCheck(q)
 	}
 	for _, rev := range s.snap.Revisions {
 		live := s.live[rev.ID]
@@ -29,6 +34,14 @@ func (s *syncer) scale() error {
 				s.capped(rev, want+1, want)
 			}
 		}
+		if want > len(live) && !counted {
+			// Only a pass that would start replicas reads the usage.
+			u, err := s.st.Usage(s.ctx, s.snap.App.Tenant)
+			if err != nil {
+				return err
+			}
+			allowed, counted = apps.ReplicasAllowed(q, u.Replicas), true
+		}
 		if missing := want - len(live); missing > allowed {
 			s.capped(rev, want, len(live)+allowed)
 			want = len(live) + allowed
@@ -37,7 +50,7 @@ func (s *syncer) scale() error {
 		for n := len(live); n < want; n++ {
 			rec := apps.Replica{ID: apps.NewReplicaID(), Tenant: rev.Tenant, App: rev.App, Revision: rev.ID,
 				State: apps.ReplicaStarting, CreatedAt: s.now}
-			rec, err := s.r.store.CreateReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaStarted, Message: "replica " + rec.ID + " starting"}, check)
+			rec, err := s.st.CreateReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaStarted, Message: "replica " + rec.ID + " starting"}, check)
 			if errors.Is(err, tenants.ErrQuotaExceeded) {
 				// Another app of the tenant took the last places since we
 				// counted: the quota holds, whoever asked first.
@@ -125,26 +138,21 @@ func (s *syncer) autoscale(rev apps.Revision, live []apps.Replica) Scale {
 	return dec
 }
 
-// replicaAllowance is how many more replicas the app's tenant may start, and
-// the check each new replica record makes in its own transaction (so
-// concurrent reconciles of a tenant's apps never overshoot its quota).
-func (s *syncer) replicaAllowance() (int, apps.QuotaCheck, error) {
+// quota reads the app's tenant's quota (and with it how many terminal
+// revisions the app keeps); limited is false for a tenant without one.
+func (s *syncer) quota() (q tenants.Quota, limited bool, err error) {
 	if s.r.cfg.Quotas == nil {
-		return math.MaxInt, nil, nil
+		return q, false, nil
 	}
-	q, err := s.r.cfg.Quotas.Quota(s.ctx, s.snap.App.Tenant)
+	q, err = s.r.cfg.Quotas.Quota(s.ctx, s.snap.App.Tenant)
 	if errors.Is(err, tenants.ErrNotFound) {
-		return math.MaxInt, nil, nil
+		return q, false, nil
 	}
 	if err != nil {
-		return 0, nil, err
+		return q, false, err
 	}
 	s.keep = q.MaxRevisions
-	u, err := s.r.store.Usage(s.ctx, s.snap.App.Tenant)
-	if err != nil {
-		return 0, nil, err
-	}
-	return apps.ReplicasAllowed(q, u.Replicas), apps.ReplicaCheck(q), nil
+	return q, true, nil
 }
 
 // capped logs, at most once a minute per app, that the quota held a revision
@@ -159,7 +167,7 @@ func (s *syncer) capped(rev apps.Revision, want, got int) {
 	}
 	s.r.capped[ref] = s.now
 	s.r.cappedMu.Unlock()
-	_ = s.r.store.AppendEvent(s.ctx, apps.Event{Type: apps.EventCapped, Tenant: rev.Tenant, App: rev.App, Revision: rev.ID,
+	_ = s.st.AppendEvent(s.ctx, apps.Event{Type: apps.EventCapped, Tenant: rev.Tenant, App: rev.App, Revision: rev.ID,
 		Message: fmt.Sprintf("revision %s wants %d replicas; the tenant's max_replicas quota allows %d", rev.ID, want, got)})
 	s.r.log.Warn("replicas capped by quota", "tenant", rev.Tenant, "app", rev.App, "revision", rev.ID, "want", want, "allowed", got)
 }
@@ -213,10 +221,10 @@ func (s *syncer) start(rev apps.Revision, rec apps.Replica) error {
 		// A start that cannot happen (no command, bad binary) counts as a crash,
 		// so a starting revision fails after a few tries instead of looping.
 		rev.Crashes++
-		if _, serr := s.r.store.SaveRevisionStatus(s.ctx, rev); serr != nil {
+		if _, serr := s.st.SaveRevisionStatus(s.ctx, rev); serr != nil {
 			return serr
 		}
-		return s.r.store.DeleteReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaCrashed,
+		return s.st.DeleteReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaCrashed,
 			Message: fmt.Sprintf("replica %s could not start: %v", rec.ID, err)})
 	}
 	return nil
@@ -226,7 +234,7 @@ func (s *syncer) start(rev apps.Revision, rec apps.Replica) error {
 // dies in between finishes the stop when it comes back.
 func (s *syncer) stop(rec apps.Replica) error {
 	rec.Stop = true
-	if _, err := s.r.store.PutReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaStopping,
+	if _, err := s.st.PutReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaStopping,
 		Message: fmt.Sprintf("replica %s stopping (shutdown_grace %s)", rec.ID, s.snap.App.ShutdownGrace)}); err != nil {
 		return err
 	}

@@ -10,9 +10,13 @@ import (
 
 // syncer is the state of one Sync call.
 type syncer struct {
-	r        *Reconciler
-	ctx      context.Context
-	snap     apps.Snapshot
+	r *Reconciler
+	// st is the store, noting whether this pass wrote.
+	st   *writeTracker
+	ctx  context.Context
+	snap apps.Snapshot
+	// latest is the newest mod revision among the app's records.
+	latest   int64
 	now      time.Time
 	observed map[string]Observed
 	// live holds, per revision, the replica records still meant to run.
@@ -56,7 +60,7 @@ func (s *syncer) syncReplicaRecords() error {
 		obs, seen := s.observed[rec.ID]
 		switch {
 		case !seen && rec.Stop:
-			if err := s.r.store.DeleteReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaStopped, Message: "replica " + rec.ID + " stopped"}); err != nil {
+			if err := s.st.DeleteReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaStopped, Message: "replica " + rec.ID + " stopped"}); err != nil {
 				return err
 			}
 		case !seen && (rev.State == apps.Starting || rev.State == apps.Active) && rec.State == apps.ReplicaStarting:
@@ -112,7 +116,7 @@ func (s *syncer) gone(rev apps.Revision, rec apps.Replica, obs Observed, seen bo
 		ev = &apps.Event{Type: apps.EventReplicaCrashed, Message: msg}
 		if rev.ID != "" && !rev.State.Terminal() {
 			rev.Crashes++
-			if _, err := s.r.store.SaveRevisionStatus(s.ctx, rev); err != nil {
+			if _, err := s.st.SaveRevisionStatus(s.ctx, rev); err != nil {
 				return err
 			}
 		}
@@ -123,7 +127,7 @@ func (s *syncer) gone(rev apps.Revision, rec apps.Replica, obs Observed, seen bo
 			return err
 		}
 	}
-	return s.r.store.DeleteReplica(s.ctx, rec, ev)
+	return s.st.DeleteReplica(s.ctx, rec, ev)
 }
 
 func (s *syncer) updateRecord(rec apps.Replica, obs Observed) (apps.Replica, error) {
@@ -135,7 +139,7 @@ func (s *syncer) updateRecord(rec apps.Replica, obs Observed) (apps.Replica, err
 		ev = &apps.Event{Type: apps.EventReplicaReady, Message: fmt.Sprintf("replica %s ready at %s", rec.ID, obs.Address)}
 	}
 	rec.State, rec.Address = obs.State, obs.Address
-	return s.r.store.PutReplica(s.ctx, rec, ev)
+	return s.st.PutReplica(s.ctx, rec, ev)
 }
 
 // unrecorded handles a replica the runtime runs without a record in etcd (a
@@ -149,7 +153,7 @@ func (s *syncer) unrecorded(obs Observed) error {
 	if ok && !s.snap.App.Deleting && (rev.State == apps.Starting || rev.State.Serving()) {
 		rec := apps.Replica{ID: obs.Replica, Tenant: obs.Tenant, App: obs.App, Revision: obs.Revision,
 			State: obs.State, Address: obs.Address, CreatedAt: s.now}
-		rec, err := s.r.store.PutReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaAdopted, Message: "replica " + obs.Replica + " adopted: it ran without a record"})
+		rec, err := s.st.PutReplica(s.ctx, rec, &apps.Event{Type: apps.EventReplicaAdopted, Message: "replica " + obs.Replica + " adopted: it ran without a record"})
 		if err == nil {
 			s.live[rec.Revision] = append(s.live[rec.Revision], rec)
 		}
@@ -180,7 +184,7 @@ func (s *syncer) transitions() (bool, error) {
 		if d.To == apps.Active && hasActive && active.ID != rev.ID {
 			changes = append(changes, apps.Change{Rev: active, To: apps.Draining, Reason: "superseded by " + rev.ID})
 		}
-		if _, err := s.r.store.Transition(s.ctx, changes...); err != nil {
+		if _, err := s.st.Transition(s.ctx, changes...); err != nil {
 			return false, err
 		}
 		s.r.metrics.transition(rev, d.To)
@@ -233,7 +237,7 @@ func (s *syncer) finishDeletion() (bool, error) {
 			return false, nil
 		}
 	}
-	if err := s.r.store.DeleteAppData(s.ctx, s.snap); err != nil {
+	if err := s.st.DeleteAppData(s.ctx, s.snap); err != nil {
 		return false, err
 	}
 	s.r.log.Info("app deleted", "tenant", s.snap.App.Tenant, "app", s.snap.App.Name)
@@ -255,12 +259,20 @@ func (s *syncer) trimHistory() error {
 			limit = s.keep
 		}
 		if kept > limit {
-			if err := s.r.store.DeleteRevision(s.ctx, rev); err != nil {
+			if err := s.st.DeleteRevision(s.ctx, rev); err != nil {
 				return err
 			}
 		}
 	}
-	return s.r.store.TrimEvents(s.ctx, s.snap.App.Tenant, s.snap.App.Name)
+	ref := apps.Ref{Tenant: s.snap.App.Tenant, App: s.snap.App.Name}
+	if !s.r.trimDue(ref, s.latest) {
+		return nil
+	}
+	if err := s.st.TrimEvents(s.ctx, ref.Tenant, ref.App); err != nil {
+		return err
+	}
+	s.r.trimDone(ref, s.latest)
+	return nil
 }
 
 func (s *syncer) hasRecords(rev string) bool {

@@ -14,8 +14,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/discovery-platform/discovery/apps"
-
-	"github.com/discovery-platform/discovery/internal/etcdmirror"
 )
 
 var (
@@ -189,7 +187,10 @@ func (c *Counter) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := c.publishUnderLease(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("session counts: lease lost; republishing under a new one", "err", err)
-			etcdmirror.Sleep(ctx, time.Second)
+			select { // before a new lease
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 	}
 }

@@ -88,9 +88,9 @@ func newFixture(t *testing.T, maxSessions int) *fixture {
 	require.NoError(t, err)
 	f.rev = out[0]
 
-	f.routes = endpoint.NewRoutes(e.Client, prefix, nil)
+	f.routes = endpoint.NewRoutes(apps.NewStore(e.Client, prefix), nil)
 	f.counter = endpoint.NewCounter(e.Client, endpoint.CounterConfig{Prefix: prefix, Instance: "gw1", Tick: 20 * time.Millisecond, LeaseTTL: 2})
-	f.sessions = endpoint.NewSessions(e.Client, prefix, f.counter, nil)
+	f.sessions = endpoint.NewSessions(e.Client, prefix, f.store, f.counter, nil)
 	done := make(chan struct{}, 3)
 	for _, run := range []func(context.Context){f.routes.Run, f.counter.Run, f.sessions.Run} {
 		go func() { run(ctx); done <- struct{}{} }()
@@ -436,3 +436,30 @@ func TestGatewayRoutesAReplicaItHasNotHeardOfYet(t *testing.T) {
 		assert.Equal(t, "/x", body["path"])
 	}
 }
+
+// TestRouteTableDecodesOnlyWhatChanged: with a hundred apps in the table, a
+// change to one app decodes that app's record and nothing else, and touches
+// no other app's published entry (issue: the table re-decoded every app on
+// every change).
+func TestRouteTableDecodesOnlyWhatChanged(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	svc := &apps.Service{Store: f.store}
+	for i := range 100 {
+		_, err := svc.CreateApp(ctx, "default", apps.AppSpec{Name: fmt.Sprintf("bulk%03d", i)})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { _, ok := f.routes.App("default", "bulk099"); return ok }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, f.routes.CatchUp(ctx))
+	other, _ := f.routes.App("default", "bulk042")
+	before := f.routes.Decoded()
+
+	_, err := svc.UpdateApp(ctx, "default", "bulk007", apps.AppSpec{MaxSessions: ptr(9)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { ar, _ := f.routes.App("default", "bulk007"); return ar.App.MaxSessions == 9 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, f.routes.CatchUp(ctx))
+	assert.Equal(t, int64(1), f.routes.Decoded()-before, "one record changed, one record decoded")
+	same, _ := f.routes.App("default", "bulk042")
+	assert.Same(t, other, same, "another app's published entry is untouched")
+}
+func ptr[T any](v T) *T { return &v }

@@ -7,18 +7,10 @@ package endpoint
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"path"
 	"sort"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/discovery-platform/discovery/internal/etcdmirror"
 
 	"github.com/discovery-platform/discovery/apps"
 )
@@ -41,7 +33,8 @@ func (r Route) Routable() bool {
 		!r.RevisionState.Terminal()
 }
 
-// AppRoutes is what the table knows of one app.
+// AppRoutes is what the table knows of one app. It is never changed once
+// published: a change to the app publishes a new one.
 type AppRoutes struct {
 	App apps.App
 	// Active is the id of the active revision, "" if none.
@@ -49,63 +42,56 @@ type AppRoutes struct {
 	Revisions map[string]apps.Revision
 	// Replicas of every revision, sorted by id.
 	Replicas []Route
+	// byKey finds a replica's route by "revision/replica".
+	byKey map[string]Route
 }
 
-type routeSnapshot struct {
-	apps     map[apps.Ref]*AppRoutes
-	replicas map[string]Route // tenant/app/rev/replica
-}
-
-// Routes is the watch-fed route table. Its snapshot is replaced whole on each
-// change and read without locks.
+// Routes is the watch-fed route table: the apps store's feed of records
+// (typed; the table never sees a key) applied one change at a time. A change
+// to one app rebuilds that app's entry only, published atomically, so the
+// cost of a change does not grow with the number of apps and readers take
+// no lock.
 type Routes struct {
-	cli     *clientv3.Client
-	prefix  string
-	mirrors []*etcdmirror.Mirror
-	snap    atomic.Pointer[routeSnapshot]
-	catch   catchUps
+	feed *apps.Feed
+
+	// table maps apps.Ref to its current *AppRoutes.
+	table sync.Map
 
 	mu    sync.Mutex
-	kinds map[string]map[string][]byte // kind -> key -> value
+	state map[apps.Ref]*appState
 	// changed is closed (and replaced) at every table change: a broadcast
 	// that waiters select on without registering.
 	changed chan struct{}
 }
 
-// NewRoutes returns a table over the apps store's keys under prefix; Run fills it.
-func NewRoutes(cli *clientv3.Client, prefix string, log *slog.Logger) *Routes {
-	prefix = strings.TrimSuffix(prefix, "/")
-	r := &Routes{cli: cli, prefix: prefix, kinds: map[string]map[string][]byte{}, changed: make(chan struct{})}
-	r.snap.Store(&routeSnapshot{apps: map[apps.Ref]*AppRoutes{}, replicas: map[string]Route{}})
-	for _, kind := range []string{"apps", "revisions", "replicas"} {
-		r.mirrors = append(r.mirrors, &etcdmirror.Mirror{Cli: cli, Prefix: path.Join(prefix, kind) + "/", Log: log,
-			OnChange: func(kvs map[string][]byte) { r.update(kind, kvs) }})
-	}
+// appState is what the table has heard of one app, kind by kind (a replica
+// may be heard of before its app).
+type appState struct {
+	app  *apps.App
+	revs map[string]apps.Revision
+	reps map[string]apps.Replica // by revision/replica
+}
+
+// NewRoutes returns a table over the apps store's records; Run fills it.
+func NewRoutes(store *apps.Store, log *slog.Logger) *Routes {
+	r := &Routes{state: map[apps.Ref]*appState{}, changed: make(chan struct{})}
+	r.feed = store.NewFeed(r, log)
 	return r
 }
 
 // Run keeps the table current until ctx ends.
-func (r *Routes) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, m := range r.mirrors {
-		wg.Add(1)
-		go func() { defer wg.Done(); m.Run(ctx) }()
-	}
-	wg.Wait()
-}
+func (r *Routes) Run(ctx context.Context) { r.feed.Run(ctx) }
 
 // Synced reports the oldest time at which every part of the table was known to
 // be current (zero until all have loaded once).
-func (r *Routes) Synced() time.Time {
-	var oldest time.Time
-	for i, m := range r.mirrors {
-		t, _ := m.Status()
-		if i == 0 || t.Before(oldest) {
-			oldest = t
-		}
-	}
-	return oldest
-}
+func (r *Routes) Synced() time.Time { return r.feed.Synced() }
+
+// Decoded is how many records the table's feed has decoded.
+func (r *Routes) Decoded() int64 { return r.feed.Decoded() }
+
+// CatchUp returns once the table reflects every write etcd had committed when
+// it was called, or with an error (etcd unreachable, ctx done).
+func (r *Routes) CatchUp(ctx context.Context) error { return r.feed.CatchUp(ctx) }
 
 // Changed returns a channel closed at the next table change.
 func (r *Routes) Changed() <-chan struct{} {
@@ -114,71 +100,109 @@ func (r *Routes) Changed() <-chan struct{} {
 	return r.changed
 }
 
-func (r *Routes) update(kind string, kvs map[string][]byte) {
+// Reset replaces what the table has of one kind (apps.FeedHandler).
+func (r *Routes) Reset(kind apps.RecordKind, all []apps.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cp := make(map[string][]byte, len(kvs))
-	for k, v := range kvs {
-		cp[k] = v
+	touched := map[apps.Ref]bool{}
+	for ref, st := range r.state {
+		switch kind {
+		case apps.KindApp:
+			st.app = nil
+		case apps.KindRevision:
+			clear(st.revs)
+		case apps.KindReplica:
+			clear(st.reps)
+		}
+		touched[ref] = true
 	}
-	r.kinds[kind] = cp
-	r.snap.Store(r.build())
-	close(r.changed)
-	r.changed = make(chan struct{})
+	r.apply(all, touched)
 }
 
-// build makes a snapshot from the latest key sets; called with mu held.
-func (r *Routes) build() *routeSnapshot {
-	s := &routeSnapshot{apps: map[apps.Ref]*AppRoutes{}, replicas: map[string]Route{}}
-	for _, v := range r.kinds["apps"] {
-		var a apps.App
-		if json.Unmarshal(v, &a) != nil {
-			continue
+// Apply applies a batch of changes (apps.FeedHandler).
+func (r *Routes) Apply(_ apps.RecordKind, changes []apps.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.apply(changes, map[apps.Ref]bool{})
+}
+
+// apply records changes and republishes the apps they touched; mu held.
+func (r *Routes) apply(recs []apps.Record, touched map[apps.Ref]bool) {
+	for _, rec := range recs {
+		st := r.state[rec.Ref]
+		if st == nil {
+			st = &appState{revs: map[string]apps.Revision{}, reps: map[string]apps.Replica{}}
+			r.state[rec.Ref] = st
 		}
-		s.apps[apps.Ref{Tenant: a.Tenant, App: a.Name}] = &AppRoutes{App: a, Revisions: map[string]apps.Revision{}}
-	}
-	for _, v := range r.kinds["revisions"] {
-		var rev apps.Revision
-		if json.Unmarshal(v, &rev) != nil {
-			continue
-		}
-		if ar := s.apps[apps.Ref{Tenant: rev.Tenant, App: rev.App}]; ar != nil {
-			ar.Revisions[rev.ID] = rev
-			if rev.State == apps.Active {
-				ar.Active = rev.ID
+		touched[rec.Ref] = true
+		switch rec.Kind {
+		case apps.KindApp:
+			st.app = rec.App // nil when deleted
+		case apps.KindRevision:
+			if rec.Deleted {
+				delete(st.revs, rec.Revision)
+			} else {
+				st.revs[rec.Revision] = *rec.Rev
+			}
+		case apps.KindReplica:
+			if rec.Deleted {
+				delete(st.reps, rec.Revision+"/"+rec.Replica)
+			} else {
+				st.reps[rec.Revision+"/"+rec.Replica] = *rec.ReplicaRec
 			}
 		}
 	}
-	for _, v := range r.kinds["replicas"] {
-		var rep apps.Replica
-		if json.Unmarshal(v, &rep) != nil {
+	for ref := range touched {
+		st := r.state[ref]
+		if st.app == nil {
+			r.table.Delete(ref)
+			if len(st.revs) == 0 && len(st.reps) == 0 {
+				delete(r.state, ref)
+			}
 			continue
 		}
-		ar := s.apps[apps.Ref{Tenant: rep.Tenant, App: rep.App}]
-		if ar == nil {
-			continue
-		}
-		rt := Route{Tenant: rep.Tenant, App: rep.App, Revision: rep.Revision, Replica: rep.ID, Address: rep.Address,
-			State: rep.State, RevisionState: ar.Revisions[rep.Revision].State, Stopping: rep.Stop}
-		ar.Replicas = append(ar.Replicas, rt)
-		s.replicas[routeKey(rep.Tenant, rep.App, rep.Revision, rep.ID)] = rt
+		r.table.Store(ref, st.routes())
 	}
-	for _, ar := range s.apps {
-		sort.Slice(ar.Replicas, func(i, j int) bool { return ar.Replicas[i].Replica < ar.Replicas[j].Replica })
+	if len(touched) > 0 {
+		close(r.changed)
+		r.changed = make(chan struct{})
 	}
-	return s
 }
 
-func routeKey(t, a, rev, rep string) string { return t + "/" + a + "/" + rev + "/" + rep }
+// routes builds the app's published entry.
+func (st *appState) routes() *AppRoutes {
+	ar := &AppRoutes{App: *st.app, Revisions: make(map[string]apps.Revision, len(st.revs)), byKey: make(map[string]Route, len(st.reps))}
+	for id, rev := range st.revs {
+		ar.Revisions[id] = rev
+		if rev.State == apps.Active {
+			ar.Active = id
+		}
+	}
+	for key, rep := range st.reps {
+		rt := Route{Tenant: rep.Tenant, App: rep.App, Revision: rep.Revision, Replica: rep.ID, Address: rep.Address,
+			State: rep.State, RevisionState: st.revs[rep.Revision].State, Stopping: rep.Stop}
+		ar.Replicas = append(ar.Replicas, rt)
+		ar.byKey[key] = rt
+	}
+	sort.Slice(ar.Replicas, func(i, j int) bool { return ar.Replicas[i].Replica < ar.Replicas[j].Replica })
+	return ar
+}
 
 // Lookup finds the route an endpoint URL pins.
 func (r *Routes) Lookup(tenant, app, rev, replica string) (rt Route, ok bool) {
-	rt, ok = r.snap.Load().replicas[routeKey(tenant, app, rev, replica)]
+	ar, found := r.App(tenant, app)
+	if !found {
+		return Route{}, false
+	}
+	rt, ok = ar.byKey[rev+"/"+replica]
 	return rt, ok
 }
 
 // App returns what the table knows of one app.
 func (r *Routes) App(tenant, app string) (*AppRoutes, bool) {
-	ar, ok := r.snap.Load().apps[apps.Ref{Tenant: tenant, App: app}]
-	return ar, ok
+	v, ok := r.table.Load(apps.Ref{Tenant: tenant, App: app})
+	if !ok {
+		return nil, false
+	}
+	return v.(*AppRoutes), true
 }

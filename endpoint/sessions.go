@@ -23,14 +23,15 @@ import (
 // the deployer.SessionCounter of the platform.
 type Sessions struct {
 	local   *Counter
-	mirrors []*etcdmirror.Mirror
+	counts  *etcdmirror.Mirror
+	leases  *apps.LeaseFeed
 	started time.Time
 
 	mu       sync.Mutex
 	loaded   map[string]bool
 	others   map[apps.ReplicaID]int // every other instance's totals
 	holdsRep map[apps.ReplicaID]int // app-held leases naming a replica
-	holdsRev map[string]int     // app-held leases per revision key
+	holdsRev map[string]int         // app-held leases per revision key
 	lastBusy map[string]time.Time
 	perApp   map[apps.Ref]int // last totals, to tell which apps changed
 
@@ -39,28 +40,25 @@ type Sessions struct {
 	Notify func(apps.Ref)
 }
 
-// NewSessions returns a session table; local may be nil (an instance without a
-// gateway or get-endpoint).
-func NewSessions(cli *clientv3.Client, prefix string, local *Counter, log *slog.Logger) *Sessions {
+// NewSessions returns a session table over the counts instances publish under
+// prefix and the app-held leases of store; local may be nil (an instance
+// without a gateway or get-endpoint).
+func NewSessions(cli *clientv3.Client, prefix string, store *apps.Store, local *Counter, log *slog.Logger) *Sessions {
 	prefix = strings.TrimSuffix(prefix, "/")
 	s := &Sessions{local: local, started: time.Now(), loaded: map[string]bool{},
 		others: map[apps.ReplicaID]int{}, holdsRep: map[apps.ReplicaID]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{},
 		perApp: map[apps.Ref]int{}}
-	sp, hp := path.Join(prefix, "sessions")+"/", path.Join(prefix, "holds")+"/"
-	s.mirrors = []*etcdmirror.Mirror{
-		{Cli: cli, Prefix: sp, Log: log, OnChange: func(kvs map[string][]byte) { s.updateSessions(sp, kvs) }},
-		{Cli: cli, Prefix: hp, Log: log, OnChange: func(kvs map[string][]byte) { s.updateHolds(hp, kvs) }},
-	}
+	sp := path.Join(prefix, "sessions") + "/"
+	s.counts = &etcdmirror.Mirror{Cli: cli, Prefix: sp, Log: log, OnChange: func(kvs map[string][]byte) { s.updateSessions(sp, kvs) }}
+	s.leases = store.NewLeaseFeed(s.updateHolds, log)
 	return s
 }
 
 // Run keeps the table current until ctx ends.
 func (s *Sessions) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, m := range s.mirrors {
-		wg.Add(1)
-		go func() { defer wg.Done(); m.Run(ctx) }()
-	}
+	wg.Go(func() { s.counts.Run(ctx) })
+	wg.Go(func() { s.leases.Run(ctx) })
 	wg.Wait()
 }
 
@@ -111,25 +109,15 @@ func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
 	}
 }
 
-type hold struct {
-	Replica string `json:"replica,omitempty"`
-}
-
-func (s *Sessions) updateHolds(prefix string, kvs map[string][]byte) {
+func (s *Sessions) updateHolds(leases []apps.Lease) {
 	rep, rev := map[apps.ReplicaID]int{}, map[string]int{}
 	busy := map[string]bool{}
-	for k, v := range kvs {
-		parts := strings.Split(strings.TrimPrefix(k, prefix), "/")
-		if len(parts) != 4 {
-			continue
-		}
-		var h hold
-		_ = json.Unmarshal(v, &h)
-		rk := revKey(parts[0], parts[1], parts[2])
+	for _, h := range leases {
+		rk := revKey(h.Tenant, h.App, h.Revision)
 		rev[rk]++
 		busy[rk] = true
 		if h.Replica != "" {
-			r := apps.ReplicaID{Tenant: parts[0], App: parts[1], Revision: parts[2], Replica: h.Replica}
+			r := apps.ReplicaID{Tenant: h.Tenant, App: h.App, Revision: h.Revision, Replica: h.Replica}
 			rep[r]++
 			busy[r.String()] = true
 		}

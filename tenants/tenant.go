@@ -137,10 +137,16 @@ type Tenant struct {
 
 var dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
+// IsLabel reports whether s is a DNS-1123 label: at most 63 lower-case
+// letters, digits and '-', starting and ending with a letter or digit. It is
+// the platform's one rule for names (tenants, apps): what Kubernetes accepts
+// as a namespace or label value, safe in a URL path and an etcd key.
+func IsLabel(s string) bool { return len(s) <= 63 && dns1123.MatchString(s) }
+
 // ValidName checks a tenant name: a DNS-1123 label that, with the namespace
 // prefix, still fits Kubernetes' 63 characters.
 func ValidName(name string, namespacePrefix string) error {
-	if name == "" || len(namespacePrefix+name) > 63 || !dns1123.MatchString(name) {
+	if len(namespacePrefix+name) > 63 || !IsLabel(name) {
 		return fmt.Errorf("%w: tenant name %q must be a DNS-1123 label of at most %d characters", ErrInvalid, name, 63-len(namespacePrefix))
 	}
 	return nil

@@ -12,8 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
-
-	"github.com/discovery-platform/discovery/internal/etcdmirror"
 )
 
 var leaderChanges = promauto.NewCounter(prometheus.CounterOpts{
@@ -30,7 +28,7 @@ func (m *Main) lead(ctx context.Context, cli *clientv3.Client, work func(context
 		if err != nil {
 			if ctx.Err() == nil {
 				m.Log.Warn("leader election: no session; retrying", "err", err)
-				etcdmirror.Sleep(ctx, time.Second)
+				pause(ctx, time.Second)
 			}
 			continue
 		}
@@ -167,4 +165,14 @@ func (m *Main) Close() error {
 		<-m.etcd.Server.StopNotify()
 	}
 	return errors.Join(errs...)
+}
+
+// pause waits d, or less if ctx ends first.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/discovery-platform/discovery/api"
+	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/endpoint"
 	"github.com/discovery-platform/discovery/endpoint/relay"
 	"github.com/discovery-platform/discovery/internal/certfile"
@@ -402,9 +403,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.keep = keepCancel
 
 	// Every role reads routes and counts sessions.
-	routes := endpoint.NewRoutes(cli, c.EtcdPrefix, m.Log.With("part", "routes"))
+	store := apps.NewStore(cli, c.EtcdPrefix)
+	routes := endpoint.NewRoutes(store, m.Log.With("part", "routes"))
 	counter := endpoint.NewCounter(cli, endpoint.CounterConfig{Prefix: c.EtcdPrefix, Instance: c.Instance, Logger: m.Log.With("part", "counter")})
-	sessions := endpoint.NewSessions(cli, c.EtcdPrefix, counter, m.Log.With("part", "sessions"))
+	sessions := endpoint.NewSessions(cli, c.EtcdPrefix, store, counter, m.Log.With("part", "sessions"))
 	m.goRun(func() { routes.Run(bg) })
 	m.keepWG.Add(1)
 	go func() { defer m.keepWG.Done(); counter.Run(keep) }()
@@ -423,7 +425,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.startMetrics()
 	if c.Role == "all" || c.Role == "api" {
-		if err := m.startControl(ctx, bg, cli, routes, sessions, counter); err != nil {
+		if err := m.startControl(ctx, bg, cli, store, routes, sessions, counter); err != nil {
 			return err
 		}
 	}

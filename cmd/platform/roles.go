@@ -13,6 +13,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/discovery-platform/discovery/api"
 	"github.com/discovery-platform/discovery/apps"
@@ -23,7 +24,6 @@ import (
 	"github.com/discovery-platform/discovery/endpoint/relay"
 	"github.com/discovery-platform/discovery/images"
 	"github.com/discovery-platform/discovery/internal/etcdhealth"
-	"github.com/discovery-platform/discovery/internal/etcdmirror"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -57,20 +57,32 @@ func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) 
 	return nil
 }
 
-// startControl runs the process runtime, the reconciler and the API.
-func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, routes *endpoint.Routes, sessions *endpoint.Sessions, counter *endpoint.Counter) error {
+// control is what a control-plane instance wires together: the stores and
+// domain services every instance serves the API with, and what the elected
+// leader runs (the runtime, the reconciler, the tenant janitor).
+type control struct {
+	cli       *clientv3.Client
+	store     *apps.Store
+	tenants   *tenants.Store
+	quotas    *tenants.Cache
+	svc       *apps.Service
+	tenantOps *apps.TenantService
+	tokens    *authz.Tokens
+	sessions  *endpoint.Sessions
+	apiURL    string
+	// leader is the reconciler of this instance's current leader term (nil
+	// while it does not lead).
+	leader atomic.Pointer[deployer.Reconciler]
+}
+
+// startControl runs the API on every instance, and the runtime, reconciler
+// and tenant janitor on the elected leader.
+func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store *apps.Store, routes *endpoint.Routes, sessions *endpoint.Sessions, counter *endpoint.Counter) error {
 	c := m.Config
 	ts := tenants.NewStore(cli, c.EtcdPrefix, c.NamespacePrefix)
-	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err := ts.Ensure(ectx, tenants.Default)
-	cancel()
-	if err != nil {
+	if err := withTimeout(ctx, 15*time.Second, func(ctx context.Context) error { return ts.Ensure(ctx, tenants.Default) }); err != nil {
 		return err
 	}
-	store := apps.NewStore(cli, c.EtcdPrefix)
-	catalog := images.NewStore(cli, c.EtcdPrefix)
-	svc := &apps.Service{Store: store, Tenants: ts, RequireImage: c.Runtime == "kubernetes"}
-
 	tokens, err := m.tokens(ctx, cli)
 	if err != nil {
 		return err
@@ -80,76 +92,38 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		return err
 	}
 	az.Trust = ts
+	m.goRun(func() { az.Run(bg) })
+	if err := m.bootstrap(ctx, cli, az); err != nil {
+		return err
+	}
+	catalog := images.NewStore(cli, c.EtcdPrefix)
+	svc := &apps.Service{Store: store, Tenants: ts, RequireImage: c.Runtime == "kubernetes"}
 	if c.Runtime == "process" {
 		// On the process runtime a command runs on this machine: tenants
 		// deploy catalog images; raw commands need the right (authz).
 		svc.Images, svc.Commands = catalog, az
 	}
-	m.goRun(func() { az.Run(bg) })
-	bctx, bcancel := context.WithTimeout(ctx, 15*time.Second)
-	file, err := authz.Bootstrap(bctx, cli, c.EtcdPrefix, az, c.DataDir)
-	bcancel()
-	if err != nil {
+	if svc.Logs, err = m.logReader(); err != nil {
 		return err
 	}
-	if file != "" {
-		m.Log.Info("first start: wrote the admin token; use it as 'Authorization: Bearer <token>'", "file", file, "subject", authz.BootstrapSubject)
-	}
-	tenantOps := &apps.TenantService{Apps: svc, Tenants: ts, OnGone: az.DropTenant}
+	ctl := &control{cli: cli, store: store, tenants: ts, quotas: ts.NewCache(cli, m.Log.With("part", "tenants")), svc: svc,
+		tenantOps: &apps.TenantService{Apps: svc, Tenants: ts, OnGone: az.DropTenant}, tokens: tokens, sessions: sessions}
+	m.goRun(func() { ctl.quotas.Run(bg) })
 	health := etcdhealth.New(cli, c.EtcdPrefix+"/tenants/"+tenants.Default, time.Second, m.Log.With("part", "etcd"))
 	health.OnRecovered = m.recordOutage(store)
 	m.goRun(func() { health.Run(bg) })
 
 	ln := m.secure(m.ln)
-	apiURL := c.APIURL
-	if apiURL == "" {
-		apiURL = m.scheme() + "://" + loopback(ln.Addr())
+	if ctl.apiURL = c.APIURL; ctl.apiURL == "" {
+		ctl.apiURL = m.scheme() + "://" + loopback(ln.Addr())
 	}
-	// The reconciler (with its runtime) and the tenant janitor run on the
-	// elected leader only; every instance serves the API.
-	var current atomic.Pointer[deployer.Reconciler]
 	sessions.Notify = func(ref apps.Ref) {
-		if r := current.Load(); r != nil {
+		if r := ctl.leader.Load(); r != nil {
 			r.Enqueue(ref)
 		}
 	}
-	m.startMaintenance(bg, cli, store, func() bool { return current.Load() != nil })
-	m.goRun(func() {
-		m.lead(bg, cli, func(lctx context.Context) {
-			var rt runtime
-			for {
-				var err error
-				if rt, err = m.openRuntime(lctx, apiURL, ts, ts); err == nil {
-					break
-				}
-				m.Log.Error("cannot open the runtime; the reconciler waits", "runtime", c.Runtime, "err", err)
-				if !etcdmirror.Sleep(lctx, 2*time.Second) {
-					return
-				}
-			}
-			defer rt.Close()
-			janitor := m.syncTenants(lctx, rt, ts, tenantOps)
-			rec := deployer.NewReconciler(store, rt, sessions, deployer.Config{
-				Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
-				Quotas: ts,
-				ReplicaEnv: func(id apps.ReplicaID) map[string]string {
-					return map[string]string{"DISCOVERY_LEASE_TOKEN": tokens.LeaseToken(id.Tenant, id.App, id.Revision)}
-				},
-			})
-			current.Store(rec)
-			defer current.Store(nil)
-			go func() {
-				for etcdmirror.Sleep(lctx, 2*time.Second) {
-					if err := janitor.FinishDeletions(lctx); err != nil && lctx.Err() == nil {
-						m.Log.Warn("finishing tenant deletions", "err", err)
-					}
-				}
-			}()
-			if err := rec.Run(lctx); err != nil {
-				m.Log.Error("reconciler stopped", "err", err)
-			}
-		})
-	})
+	m.startMaintenance(bg, cli, store, func() bool { return ctl.leader.Load() != nil })
+	m.goRun(func() { m.lead(bg, cli, func(lctx context.Context) { m.leaderTerm(lctx, ctl) }) })
 
 	public := c.PublicURL
 	if public == "" {
@@ -157,9 +131,6 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 	}
 	alloc, err := endpoint.NewAllocator(routes, sessions, counter, public, 30*time.Second)
 	if err != nil {
-		return err
-	}
-	if svc.Logs, err = m.logReader(); err != nil {
 		return err
 	}
 	alloc.PerClient = c.ReservationsPer
@@ -171,7 +142,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		Authz:         az,
 		Images:        catalog,
 		TenantWrites:  api.NewLimiter(c.TenantWriteRate, c.TenantWriteBurst),
-		TenantOps:     tenantOps,
+		TenantOps:     ctl.tenantOps,
 		Limiter:       api.NewLimiter(c.EndpointRate, c.EndpointBurst),
 		Health:        health,
 		HeaderTimeout: c.HeaderTimeout,
@@ -179,7 +150,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		StaleWindow:   c.StaleWindow,
 		Endpoints:     alloc,
 		Ready: func(ctx context.Context) error {
-			_, err := cli.Get(ctx, c.EtcdPrefix+"/tenants/"+tenants.Default, clientv3.WithCountOnly())
+			_, err := ts.Exists(ctx, tenants.Default)
 			return err
 		},
 		Logger: m.Log.With("part", "api"),
@@ -190,6 +161,63 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, route
 		}
 	})
 	return nil
+}
+
+// bootstrap makes the first platform admin on the very first start.
+func (m *Main) bootstrap(ctx context.Context, cli *clientv3.Client, az *authz.Authorizer) error {
+	var file string
+	err := withTimeout(ctx, 15*time.Second, func(ctx context.Context) (err error) {
+		file, err = authz.Bootstrap(ctx, cli, m.Config.EtcdPrefix, az, m.Config.DataDir)
+		return err
+	})
+	if file != "" {
+		m.Log.Info("first start: wrote the admin token; use it as 'Authorization: Bearer <token>'", "file", file, "subject", authz.BootstrapSubject)
+	}
+	return err
+}
+
+// leaderTerm is what the elected leader runs until lctx ends: the runtime
+// (opened again until it opens), the reconciler on it, and the janitor that
+// finishes tenant deletions.
+func (m *Main) leaderTerm(lctx context.Context, ctl *control) {
+	c := m.Config
+	var rt runtime
+	err := wait.PollUntilContextCancel(lctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		if rt, err = m.openRuntime(ctx, ctl.apiURL, ctl.quotas, ctl.tenants); err != nil {
+			m.Log.Error("cannot open the runtime; the reconciler waits", "runtime", c.Runtime, "err", err)
+		}
+		return err == nil, nil
+	})
+	if err != nil {
+		return
+	}
+	defer rt.Close()
+	janitor := m.syncTenants(lctx, rt, ctl.tenants, ctl.tenantOps)
+	rec := deployer.NewReconciler(ctl.store, rt, ctl.sessions, deployer.Config{
+		Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
+		Quotas: ctl.quotas,
+		ReplicaEnv: func(id apps.ReplicaID) map[string]string {
+			return map[string]string{"DISCOVERY_LEASE_TOKEN": ctl.tokens.LeaseToken(id.Tenant, id.App, id.Revision)}
+		},
+	})
+	ctl.leader.Store(rec)
+	defer ctl.leader.Store(nil)
+	go wait.UntilWithContext(lctx, func(ctx context.Context) {
+		if err := janitor.FinishDeletions(ctx); err != nil && ctx.Err() == nil {
+			m.Log.Warn("finishing tenant deletions", "err", err)
+		}
+	}, 2*time.Second)
+	if err := rec.Run(lctx); err != nil {
+		m.Log.Error("reconciler stopped", "err", err)
+	}
+}
+
+// withTimeout runs f with ctx bounded by d.
+func withTimeout(ctx context.Context, d time.Duration, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return f(ctx)
 }
 
 // tokens signs with the HS256 secret when one is configured, else with the

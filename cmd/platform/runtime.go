@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -17,7 +18,6 @@ import (
 	"github.com/discovery-platform/discovery/deployer"
 	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
 	"github.com/discovery-platform/discovery/deployer/process"
-	"github.com/discovery-platform/discovery/internal/etcdmirror"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -118,26 +118,21 @@ func (m *Main) syncTenants(ctx context.Context, rt runtime, ts *tenants.Store, o
 		}
 		return nil
 	}
-	go func() {
-		for {
-			list, err := ts.List(ctx)
-			for _, t := range list {
-				if t.Deleting {
-					continue
-				}
-				q := t.Quota
-				if err := tr.SyncTenant(ctx, t.Name, &q); err != nil && ctx.Err() == nil {
-					m.Log.Warn("tenant namespace not in sync; will retry", "tenant", t.Name, "err", err)
-				}
+	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+		list, err := ts.List(ctx)
+		for _, t := range list {
+			if t.Deleting {
+				continue
 			}
-			if err != nil && ctx.Err() == nil {
-				m.Log.Warn("listing tenants for the runtime", "err", err)
-			}
-			if !etcdmirror.Sleep(ctx, 5*time.Second) {
-				return
+			q := t.Quota
+			if err := tr.SyncTenant(ctx, t.Name, &q); err != nil && ctx.Err() == nil {
+				m.Log.Warn("tenant namespace not in sync; will retry", "tenant", t.Name, "err", err)
 			}
 		}
-	}()
+		if err != nil && ctx.Err() == nil {
+			m.Log.Warn("listing tenants for the runtime", "err", err)
+		}
+	}, 5*time.Second)
 	return &wrapped
 }
 

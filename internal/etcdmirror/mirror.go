@@ -1,6 +1,8 @@
-// Package etcdmirror keeps an in-memory copy of every key under an etcd prefix
-// (list, then watch; relist after a compaction or a lost watch) and hands whole
-// snapshots to a callback: the informer pattern, small.
+// Package etcdmirror follows every key under an etcd prefix (list, then
+// watch from the listed revision; list again after a compaction or a lost
+// watch): the informer pattern, small. It delivers either whole snapshots
+// (OnChange: simple, for small prefixes) or the changes themselves (OnReset
+// and OnEvents: for large ones, so a change costs its own keys only).
 package etcdmirror
 
 import (
@@ -13,10 +15,17 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Mirror keeps an in-memory copy of every key under an etcd prefix: list once,
-// then watch from the listed revision; after a compaction or a lost watch it
-// lists again. Readers get whole snapshots through onChange, never a
-// half-applied update (traefik's configuration watcher does the same).
+// Event is one key's change: its new value, or its deletion.
+type Event struct {
+	Key         string
+	Value       []byte
+	Deleted     bool
+	ModRevision int64
+}
+
+// Mirror follows every key under an etcd prefix. Set OnChange for snapshots,
+// or OnReset and OnEvents for changes; readers never see a half-applied
+// batch either way (traefik's configuration watcher does the same).
 type Mirror struct {
 	Cli    *clientv3.Client
 	Prefix string
@@ -24,45 +33,62 @@ type Mirror struct {
 	// OnChange gets the full key set after every batch of changes. It must not
 	// keep the map: it is reused.
 	OnChange func(kvs map[string][]byte)
+	// OnReset gets every key after each (re)list: it replaces what the
+	// reader had. OnEvents gets each batch of changes after it. The mirror
+	// keeps no copy of the keys in this mode.
+	OnReset  func(all []Event)
+	OnEvents func(changes []Event)
 
 	mu     sync.Mutex
 	synced time.Time // last time the mirror was known to be current
 	err    error
-	// rev is the etcd revision the snapshot reflects: every write up to it
-	// has been applied (a progress notification advances it on a quiet prefix).
+	// rev is the etcd revision the reader's state reflects: every write up to
+	// it has been delivered (a progress notification advances it on a quiet
+	// prefix).
 	rev atomic.Int64
 }
 
 // Run mirrors until ctx ends.
 func (m *Mirror) Run(ctx context.Context) {
-	kvs := map[string][]byte{}
+	var kvs map[string][]byte
+	if m.OnChange != nil {
+		kvs = map[string][]byte{}
+	}
 	for ctx.Err() == nil {
 		rev, err := m.list(ctx, kvs)
 		if err != nil {
 			m.setErr(err)
-			if !Sleep(ctx, time.Second) {
+			if !sleep(ctx, time.Second) {
 				return
 			}
 			continue
 		}
-		m.OnChange(kvs)
 		m.watch(ctx, kvs, rev)
-		if !Sleep(ctx, 200*time.Millisecond) {
+		if !sleep(ctx, 200*time.Millisecond) {
 			return
 		}
 	}
 }
 
 func (m *Mirror) list(ctx context.Context, kvs map[string][]byte) (int64, error) {
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	resp, err := m.Cli.Get(lctx, m.Prefix, clientv3.WithPrefix())
 	if err != nil {
 		return 0, err
 	}
-	clear(kvs)
-	for _, kv := range resp.Kvs {
-		kvs[string(kv.Key)] = kv.Value
+	if kvs != nil {
+		clear(kvs)
+		for _, kv := range resp.Kvs {
+			kvs[string(kv.Key)] = kv.Value
+		}
+		m.OnChange(kvs)
+	} else {
+		all := make([]Event, len(resp.Kvs))
+		for i, kv := range resp.Kvs {
+			all[i] = Event{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision}
+		}
+		m.OnReset(all)
 	}
 	m.setSynced()
 	m.rev.Store(resp.Header.Revision)
@@ -78,20 +104,35 @@ func (m *Mirror) watch(ctx context.Context, kvs map[string][]byte, rev int64) {
 			m.setErr(err)
 			return
 		}
-		for _, ev := range resp.Events {
+		if len(resp.Events) > 0 {
+			m.deliver(kvs, resp.Events)
+		}
+		m.setSynced()
+		// Only once the reader has the events is its state this current.
+		m.rev.Store(resp.Header.Revision)
+	}
+}
+
+func (m *Mirror) deliver(kvs map[string][]byte, evs []*clientv3.Event) {
+	if kvs != nil {
+		for _, ev := range evs {
 			if ev.Type == clientv3.EventTypeDelete {
 				delete(kvs, string(ev.Kv.Key))
 			} else {
 				kvs[string(ev.Kv.Key)] = ev.Kv.Value
 			}
 		}
-		m.setSynced()
-		if len(resp.Events) > 0 {
-			m.OnChange(kvs)
-		}
-		// Only once OnChange has the events is the snapshot this current.
-		m.rev.Store(resp.Header.Revision)
+		m.OnChange(kvs)
+		return
 	}
+	out := make([]Event, len(evs))
+	for i, ev := range evs {
+		out[i] = Event{Key: string(ev.Kv.Key), Deleted: ev.Type == clientv3.EventTypeDelete, ModRevision: ev.Kv.ModRevision}
+		if !out[i].Deleted {
+			out[i].Value = ev.Kv.Value
+		}
+	}
+	m.OnEvents(out)
 }
 
 func (m *Mirror) setSynced() {
@@ -109,8 +150,8 @@ func (m *Mirror) setErr(err error) {
 	}
 }
 
-// Revision is the etcd revision the last snapshot handed to OnChange
-// reflects (0 before the first list).
+// Revision is the etcd revision the reader's state reflects (0 before the
+// first list).
 func (m *Mirror) Revision() int64 { return m.rev.Load() }
 
 // WatchContext is the context the mirror's watch runs under (on ctx): a
@@ -125,8 +166,8 @@ func (m *Mirror) Status() (time.Time, error) {
 	return m.synced, m.err
 }
 
-// Sleep waits d or until ctx ends; it reports whether d passed.
-func Sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -46,6 +46,8 @@ type Mirror struct {
 	// it has been delivered (a progress notification advances it on a quiet
 	// prefix).
 	rev atomic.Int64
+	// afterList runs between a list and its watch (tests: a compaction there).
+	afterList func()
 }
 
 // Run mirrors until ctx ends.
@@ -62,6 +64,9 @@ func (m *Mirror) Run(ctx context.Context) {
 				return
 			}
 			continue
+		}
+		if m.afterList != nil {
+			m.afterList()
 		}
 		m.watch(ctx, kvs, rev)
 		if !sleep(ctx, 200*time.Millisecond) {

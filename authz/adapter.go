@@ -22,7 +22,7 @@ import (
 // No maintained casbin adapter exists for etcd client v3, so this is ours.
 type adapter struct {
 	cli    clientv3.KV // errors translated (storeerr)
-	prefix string // ends in "/"
+	prefix string      // ends in "/"
 	// loaded is the etcd revision of the newest policy read; written that of
 	// the newest policy write. A reload that read before our own write would
 	// undo it in memory until the next reload: settle waits for that one.
@@ -173,4 +173,67 @@ func (a *adapter) RemoveFilteredPolicy(_ string, ptype string, fieldIndex int, f
 		}
 	}
 	return a.commit(c, ops)
+}
+
+// rolesVersionKey is bumped by every change of role bindings made through
+// setRoles: two concurrent changes compare it, so one of them re-reads.
+func (a *adapter) rolesVersionKey() string {
+	return strings.TrimSuffix(a.prefix, "policy/") + "roles-version"
+}
+
+// setRoles makes role the only role of subject in tenant ("" removes every
+// role; subject "" means every subject of the tenant), in one transaction:
+// another instance reloading meanwhile sees the old binding or the new one,
+// never none, and two concurrent changes never leave a member with two roles.
+// It reports whether anything changed.
+func (a *adapter) setRoles(ctx context.Context, subject, tenant, role string) (bool, error) {
+	vkey := a.rolesVersionKey()
+	for i := 0; i < 16; i++ {
+		resp, err := a.cli.Txn(ctx).Then(clientv3.OpGet(vkey), clientv3.OpGet(a.prefix+"g/", clientv3.WithPrefix())).Commit()
+		if err != nil {
+			return false, err
+		}
+		cmp := clientv3.Compare(clientv3.CreateRevision(vkey), "=", 0)
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			cmp = clientv3.Compare(clientv3.ModRevision(vkey), "=", kvs[0].ModRevision)
+		}
+		var ops []clientv3.Op
+		have := false
+		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+			var rule []string
+			if json.Unmarshal(kv.Value, &rule) != nil || len(rule) != 4 || rule[3] != tenant || subject != "" && rule[1] != subject {
+				continue
+			}
+			if role != "" && rule[2] == role {
+				have = true
+				continue
+			}
+			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+		}
+		if role != "" && !have {
+			b, _ := json.Marshal([]string{"g", subject, role, tenant})
+			ops = append(ops, clientv3.OpPut(a.key("g", []string{subject, role, tenant}), string(b)))
+		}
+		if len(ops) == 0 {
+			return false, nil
+		}
+		ops = append(ops, clientv3.OpPut(vkey, time.Now().UTC().Format(time.RFC3339Nano)))
+		if len(ops) > 120 {
+			// Never more than etcd's 128 operations per transaction: a
+			// tenant with that many members is dropped a batch at a time.
+			ops = append(ops[:119], clientv3.OpPut(vkey, time.Now().UTC().Format(time.RFC3339Nano)))
+		}
+		txn, err := a.cli.Txn(ctx).If(cmp).Then(ops...).Commit()
+		if err != nil {
+			return false, err
+		}
+		if txn.Succeeded {
+			raise(&a.written, txn.Header.Revision)
+			if len(ops) < 120 {
+				return true, nil
+			}
+			i = -1 // a full batch: go on with the rest
+		}
+	}
+	return false, fmt.Errorf("%w: role bindings changed concurrently too often; retry", ErrConflict)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/casbin/casbin/v2"
@@ -89,6 +90,8 @@ type Authorizer struct {
 	log      *slog.Logger
 
 	reloads chan struct{}
+	// running is set while Run keeps the policy current.
+	running atomic.Bool
 	mu      sync.Mutex
 	loaded  time.Time
 }
@@ -126,6 +129,8 @@ func NewAuthorizer(cli *clientv3.Client, prefix string, tokens *Tokens, log *slo
 
 // Run keeps the policy and revocation list current until ctx ends.
 func (a *Authorizer) Run(ctx context.Context) {
+	a.running.Store(true)
+	defer a.running.Store(false)
 	var wg sync.WaitGroup
 	for _, m := range a.mirrors {
 		wg.Add(1)
@@ -330,21 +335,26 @@ func (a *Authorizer) Grant(subject, role, tenant string) error {
 	if subject == "" || strings.ContainsAny(subject, ", \t\r\n") || len(subject) > 256 {
 		return fmt.Errorf("%w: subject must be 1-256 characters without spaces or commas", ErrInvalid)
 	}
-	for _, r := range a.enforcer.GetRolesForUserInDomain(subject, tenant) {
-		if r != role {
-			if _, err := a.enforcer.RemoveGroupingPolicy(subject, r, tenant); err != nil {
-				return err
-			}
-		}
-	}
-	if ok, _ := a.enforcer.HasGroupingPolicy(subject, role, tenant); ok {
-		return nil
-	}
-	if _, err := a.enforcer.AddGroupingPolicy(subject, role, tenant); err != nil {
+	ctx, cancel := ctx()
+	defer cancel()
+	changed, err := a.adapter.setRoles(ctx, subject, tenant, role)
+	if err != nil {
 		return err
 	}
-	a.settle()
+	if changed {
+		a.settleOrReload()
+	}
 	return nil
+}
+
+// settleOrReload makes this instance's policy hold its own latest write:
+// through the watch when it runs (settle), else by reloading now.
+func (a *Authorizer) settleOrReload() {
+	if a.running.Load() {
+		a.settle()
+		return
+	}
+	a.reload()
 }
 
 // settle waits (briefly) until a policy reload has read our own latest write,
@@ -362,18 +372,25 @@ func (a *Authorizer) settle() {
 
 // RevokeRoles takes every role subject has in tenant away.
 func (a *Authorizer) RevokeRoles(subject, tenant string) (bool, error) {
-	ok, err := a.enforcer.RemoveFilteredGroupingPolicy(0, subject, "", tenant)
-	if err == nil {
-		a.settle()
+	if subject == "" {
+		return false, fmt.Errorf("%w: subject is required", ErrInvalid)
 	}
-	return ok, err
+	ctx, cancel := ctx()
+	defer cancel()
+	changed, err := a.adapter.setRoles(ctx, subject, tenant, "")
+	if changed {
+		a.settleOrReload()
+	}
+	return changed, err
 }
 
 // DropTenant removes every role binding of a tenant (when it is deleted).
 func (a *Authorizer) DropTenant(tenant string) error {
-	_, err := a.enforcer.RemoveFilteredGroupingPolicy(2, tenant)
-	if err == nil {
-		a.settle()
+	ctx, cancel := ctx()
+	defer cancel()
+	changed, err := a.adapter.setRoles(ctx, "", tenant, "")
+	if changed {
+		a.settleOrReload()
 	}
 	return err
 }

@@ -25,6 +25,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discovery-platform/discovery/tenants"
 )
 
 // Issuer is the "iss" of every token the platform signs.
@@ -38,6 +40,7 @@ var (
 	ErrUnauthenticated = errors.New("authz: unauthenticated")
 	ErrForbidden       = errors.New("authz: forbidden")
 	ErrInvalid         = errors.New("authz: invalid")
+	ErrConflict        = errors.New("authz: conflict")
 )
 
 // Claims are what a token says: its subject, validity, id and scope. Roles
@@ -86,6 +89,9 @@ func NewHS256Tokens(secret []byte) (*Tokens, error) {
 func (t *Tokens) Issue(subject, tenant string, ttl time.Duration) (string, Claims, error) {
 	if subject == "" || len(subject) > 256 || strings.ContainsAny(subject, ",\n\r\t ") {
 		return "", Claims{}, fmt.Errorf("%w: subject must be 1-256 characters without spaces or commas", ErrInvalid)
+	}
+	if tenant != "" && !tenants.IsLabel(tenant) {
+		return "", Claims{}, fmt.Errorf("%w: a token is bound to a tenant name or to none, not %q", ErrInvalid, tenant)
 	}
 	if ttl <= 0 || ttl > MaxTokenTTL {
 		return "", Claims{}, fmt.Errorf("%w: ttl %s out of range (0, 5 years]", ErrInvalid, ttl)

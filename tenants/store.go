@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path"
 	"strconv"
 	"strings"
@@ -77,11 +78,14 @@ func (s *Store) Create(ctx context.Context, name string, q *Quota) (Tenant, erro
 		if i >= seqRetries {
 			return Tenant{}, fmt.Errorf("create tenant %s: %w", name, ErrConflict)
 		}
+		// Another tenant took the number: back off a little, jittered, so
+		// many concurrent creates do not keep colliding.
+		time.Sleep(time.Duration(1+rand.IntN(2*(i+1))) * time.Millisecond)
 	}
 }
 
 // seqRetries bounds retries when tenants are created concurrently.
-const seqRetries = 16
+const seqRetries = 32
 
 // nextSeq reads the last tenant number and returns the next, with the
 // comparison that makes it one's own.
@@ -194,6 +198,10 @@ func (s *Store) List(ctx context.Context) ([]Tenant, error) {
 
 // Update writes a tenant read earlier, if nobody changed it since.
 func (s *Store) Update(ctx context.Context, t Tenant) (Tenant, error) {
+	if t.ModRevision == 0 {
+		// Not read from the store: a compare with 0 would create the key.
+		return Tenant{}, fmt.Errorf("%w: update of tenant %q that was not read first", ErrInvalid, t.Name)
+	}
 	val, _ := json.Marshal(t)
 	key := s.key(t.Name)
 	resp, err := s.cli.Txn(ctx).

@@ -141,6 +141,28 @@ func recordOf(kind RecordKind, rest string) (Record, bool) {
 	return rec, true
 }
 
+// WaitFor returns once the feed has delivered every write up to etcd
+// revision rev (a writer's own write: read-your-writes without asking etcd).
+func (f *Feed) WaitFor(ctx context.Context, rev int64) error {
+	if f.Revision() >= rev {
+		return nil
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for i := 1; f.Revision() < rev; i++ {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for etcd revision %d: %w", rev, ctx.Err())
+		case <-tick.C:
+		}
+		if i%100 == 0 {
+			// A quiet kind sees no event at rev: ask for progress.
+			_ = f.s.cli.RequestProgress(etcdmirror.WatchContext(ctx))
+		}
+	}
+	return nil
+}
+
 // CatchUp returns once the feed has delivered every write etcd had committed
 // when it was called, or with an error (etcd unreachable, ctx done).
 // Concurrent callers share rounds; a caller never joins a round that started

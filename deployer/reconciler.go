@@ -183,11 +183,21 @@ func (r *Reconciler) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer r.queue.Done(ref)
-	again, wrote, err := r.sync(ctx, ref)
-	if wrote && r.cache.synced() {
-		// The next pass over this app must see what this one wrote.
-		if cerr := r.feed.CatchUp(ctx); cerr != nil && err == nil {
-			err = cerr
+	again, w, err := r.sync(ctx, ref)
+	if w.wrote && r.cache.synced() {
+		// The next pass over this app must see what this one wrote: wait
+		// for the feed to bring the newest write it knows the revision of,
+		// or, after a write that told none (a deletion), catch up with etcd.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var werr error
+		if w.unknown {
+			werr = r.feed.CatchUp(wctx)
+		} else {
+			werr = r.feed.WaitFor(wctx, w.rev)
+		}
+		cancel()
+		if werr != nil && err == nil {
+			err = werr
 		}
 	}
 	switch {
@@ -212,28 +222,28 @@ func (r *Reconciler) Sync(ctx context.Context, ref apps.Ref) (again bool, err er
 	return again, err
 }
 
-// sync is Sync, also reporting whether it wrote to the store.
-func (r *Reconciler) sync(ctx context.Context, ref apps.Ref) (again, wrote bool, err error) {
+// sync is Sync, also reporting what it wrote to the store.
+func (r *Reconciler) sync(ctx context.Context, ref apps.Ref) (again bool, w *writeTracker, err error) {
+	w = &writeTracker{Store: r.store}
 	snap, latest, err := r.snapshot(ctx, ref)
 	if errors.Is(err, apps.ErrNotFound) {
 		r.forgetTrim(ref)
-		return false, false, nil
+		return false, w, nil
 	}
 	if err != nil {
-		return false, false, err
+		return false, w, err
 	}
 	observed, err := r.rt.List(ctx, ref.Tenant, ref.App)
 	if err != nil {
-		return false, false, fmt.Errorf("observe %s: %w", ref, err)
+		return false, w, fmt.Errorf("observe %s: %w", ref, err)
 	}
-	st := &writeTracker{Store: r.store}
-	s := &syncer{r: r, st: st, ctx: ctx, snap: snap, latest: latest, now: r.cfg.Now().UTC(), observed: map[string]Observed{}}
+	s := &syncer{r: r, st: w, ctx: ctx, snap: snap, latest: latest, now: r.cfg.Now().UTC(), observed: map[string]Observed{}}
 	for _, o := range observed {
 		s.observed[o.Replica] = o
 	}
 	again, err = s.run()
 	PassesTotal.Inc()
-	return again, st.wrote, err
+	return again, w, err
 }
 
 // snapshot reads an app from the cache once it is synced, from the store
@@ -271,43 +281,60 @@ func (r *Reconciler) forgetTrim(ref apps.Ref) {
 	r.trimMu.Unlock()
 }
 
-// writeTracker notes whether a pass wrote a record.
+// writeTracker notes what a pass wrote: whether it wrote a record, the
+// newest etcd revision it wrote at, and whether a write told no revision.
 type writeTracker struct {
 	Store
-	wrote bool
+	wrote, unknown bool
+	rev            int64
 }
 
+func (w *writeTracker) at(rev int64) { w.wrote, w.rev = true, max(w.rev, rev) }
+func (w *writeTracker) blind()       { w.wrote, w.unknown = true, true }
+
 func (w *writeTracker) Transition(ctx context.Context, changes ...apps.Change) ([]apps.Revision, error) {
-	w.wrote = true
-	return w.Store.Transition(ctx, changes...)
+	out, err := w.Store.Transition(ctx, changes...)
+	if err == nil && len(out) > 0 {
+		w.at(out[0].ModRevision)
+	}
+	return out, err
 }
 
 func (w *writeTracker) SaveRevisionStatus(ctx context.Context, rev apps.Revision) (apps.Revision, error) {
-	w.wrote = true
-	return w.Store.SaveRevisionStatus(ctx, rev)
+	out, err := w.Store.SaveRevisionStatus(ctx, rev)
+	if err == nil {
+		w.at(out.ModRevision)
+	}
+	return out, err
 }
 
 func (w *writeTracker) DeleteRevision(ctx context.Context, rev apps.Revision) error {
-	w.wrote = true
+	w.blind()
 	return w.Store.DeleteRevision(ctx, rev)
 }
 
 func (w *writeTracker) CreateReplica(ctx context.Context, rep apps.Replica, ev *apps.Event, check apps.QuotaCheck) (apps.Replica, error) {
-	w.wrote = true
-	return w.Store.CreateReplica(ctx, rep, ev, check)
+	out, err := w.Store.CreateReplica(ctx, rep, ev, check)
+	if err == nil {
+		w.at(out.ModRevision)
+	}
+	return out, err
 }
 
 func (w *writeTracker) PutReplica(ctx context.Context, rep apps.Replica, ev *apps.Event) (apps.Replica, error) {
-	w.wrote = true
-	return w.Store.PutReplica(ctx, rep, ev)
+	out, err := w.Store.PutReplica(ctx, rep, ev)
+	if err == nil {
+		w.at(out.ModRevision)
+	}
+	return out, err
 }
 
 func (w *writeTracker) DeleteReplica(ctx context.Context, rep apps.Replica, ev *apps.Event) error {
-	w.wrote = true
+	w.blind()
 	return w.Store.DeleteReplica(ctx, rep, ev)
 }
 
 func (w *writeTracker) DeleteAppData(ctx context.Context, snap apps.Snapshot) error {
-	w.wrote = true
+	w.blind()
 	return w.Store.DeleteAppData(ctx, snap)
 }

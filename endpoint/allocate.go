@@ -61,6 +61,10 @@ type Allocator struct {
 	// PerClient bounds the reservations one client address may hold within a
 	// reservation's lifetime (0: no bound).
 	PerClient int
+	// Notify, if set, is told at once of an app waiting for a replica to
+	// start (the leader's reconciler, in this process); other instances hear
+	// of it through the counts, published at once.
+	Notify func(apps.Ref)
 	mu        sync.Mutex
 	byClient  map[string][]time.Time // reservation expiries per client address
 }
@@ -111,6 +115,10 @@ func (a *Allocator) Get(ctx context.Context, client, tenant, app string) (ep End
 			ar, _ := a.routes.App(tenant, app)
 			demand = &apps.ReplicaID{Tenant: tenant, App: app, Revision: ar.Active, Replica: "-"}
 			a.counter.Reserve(*demand, a.ColdStart)
+			a.counter.Kick()
+			if a.Notify != nil {
+				a.Notify(apps.Ref{Tenant: tenant, App: app})
+			}
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {

@@ -47,6 +47,9 @@ type Counter struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// kick asks for a publish now rather than at the next tick.
+	kick chan struct{}
+
 	mu    sync.Mutex
 	conns map[apps.ReplicaID]int
 	// resv holds reservation expiry times per replica, oldest first.
@@ -76,7 +79,7 @@ func NewCounter(cli *clientv3.Client, cfg CounterConfig) *Counter {
 		cfg.Logger = slog.Default()
 	}
 	return &Counter{cli: cli, prefix: path.Join(strings.TrimSuffix(cfg.Prefix, "/"), "sessions", cfg.Instance) + "/",
-		Instance: cfg.Instance, ttl: cfg.LeaseTTL, tick: cfg.Tick, log: cfg.Logger, now: time.Now,
+		Instance: cfg.Instance, ttl: cfg.LeaseTTL, tick: cfg.Tick, log: cfg.Logger, now: time.Now, kick: make(chan struct{}, 1),
 		conns: map[apps.ReplicaID]int{}, resv: map[apps.ReplicaID][]time.Time{}}
 }
 
@@ -86,6 +89,15 @@ func (c *Counter) Reserve(r apps.ReplicaID, ttl time.Duration) {
 	c.mu.Lock()
 	c.resv[r] = append(c.resv[r], c.now().Add(ttl))
 	c.mu.Unlock()
+}
+
+// Kick publishes the counts now instead of at the next tick (a cold-start
+// demand must reach the reconciler's leader at once).
+func (c *Counter) Kick() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Release drops one reservation of a replica (a cold-start demand that was
@@ -227,6 +239,10 @@ func (c *Counter) publishUnderLease(ctx context.Context) error {
 			}
 		case <-ticker.C:
 			// Reservations expire without a call, so look each tick.
+			if err := c.publish(ctx, lease.ID, published); err != nil {
+				return err
+			}
+		case <-c.kick:
 			if err := c.publish(ctx, lease.ID, published); err != nil {
 				return err
 			}

@@ -134,6 +134,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 		return err
 	}
 	alloc.PerClient = c.ReservationsPer
+	alloc.Notify = sessions.Notify
 	m.server = api.New(api.Config{
 		Bridge:        bridge.Handler(),
 		Sessions:      sessions,

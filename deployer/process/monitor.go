@@ -8,13 +8,22 @@ import (
 	"github.com/discovery-platform/discovery/deployer/process/supervisor"
 )
 
+// firstProbe is the pause before a starting replica's second health check;
+// each failed check doubles it, up to ProbeInterval. An app ready a few
+// milliseconds after exec is seen ready a few milliseconds later, while an
+// app that takes seconds costs a handful of checks, and a ready replica is
+// checked every ProbeInterval.
+const firstProbe = 2 * time.Millisecond
+
 // monitor is the one goroutine per live replica: it notices the exit, sends
-// the SIGKILL a Stop scheduled and health-checks the replica every
-// ProbeInterval. (Its log needs no care: the supervisor bounds it.) It
-// returns when the process is gone or the runtime closes.
+// the SIGKILL a Stop scheduled and health-checks the replica: quickly while
+// it starts, every ProbeInterval once it is ready. (Its log needs no care:
+// the supervisor bounds it.) It returns when the process is gone or the
+// runtime closes.
 func (r *Runtime) monitor(rep *replica) {
-	ticker := time.NewTicker(r.cfg.ProbeInterval)
-	defer ticker.Stop()
+	next := firstProbe
+	probe := time.NewTimer(time.Hour) // reset after the first check
+	defer probe.Stop()
 	probeDue := true
 	for {
 		if r.observeExit(rep) {
@@ -23,6 +32,14 @@ func (r *Runtime) monitor(rep *replica) {
 		if probeDue {
 			r.probe(rep)
 			probeDue = false
+			r.mu.Lock()
+			starting := rep.state == apps.ReplicaStarting
+			r.mu.Unlock()
+			d := r.cfg.ProbeInterval
+			if starting {
+				d, next = min(next, d), min(2*next, d)
+			}
+			probe.Reset(d)
 		}
 
 		r.mu.Lock()
@@ -36,7 +53,7 @@ func (r *Runtime) monitor(rep *replica) {
 		}
 		select {
 		case <-r.ctx.Done():
-		case <-ticker.C:
+		case <-probe.C:
 			probeDue = true
 		case <-rep.wake:
 		case <-killC:

@@ -215,7 +215,7 @@ func New(cfg Config) (*Runtime, error) {
 	r := &Runtime{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		client:  newProbeClient(),
+		client:  newProbeClient(3 * cfg.ProbeInterval),
 		changes: make(chan apps.Ref, 256),
 		sigchld: make(chan os.Signal, 1),
 		ctx:     ctx,

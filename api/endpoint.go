@@ -59,7 +59,7 @@ func (s *Server) answerEndpoint(c *fiber.Ctx, tenant, app string) error {
 }
 
 type holdRequest struct {
-	TTL     apps.Duration `json:"ttl"`
+	TTL     apps.Duration `json:"ttl,omitempty"`
 	Replica string        `json:"replica,omitempty"`
 }
 

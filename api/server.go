@@ -1,6 +1,9 @@
 // Package api is Discovery's REST API under /api/v1 (fiber): thin handlers that
 // decode a request, call the domain (apps, tenants) and encode the answer, with
-// one error table (errors.go) and an OpenAPI document (openapi.json).
+// one error table (errors.go). Routes is the one table of routes, each with
+// its access rule and its documentation (Doc); the OpenAPI document served at
+// /api/v1/openapi.json is generated from that table and the Go types it names
+// (`go generate ./api/` rewrites openapi.json; a test fails while it is stale).
 package api
 
 import (
@@ -19,9 +22,14 @@ import (
 
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/authz"
+	"github.com/discovery-platform/discovery/endpoint"
+	"github.com/discovery-platform/discovery/images"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
+// openapiJSON is generated from Routes, never edited by hand.
+//
+//go:generate go run gen_openapi.go
 //go:embed openapi.json
 var openapiJSON []byte
 
@@ -107,14 +115,16 @@ func New(cfg Config) *Server {
 // App returns the fiber app (to listen, or to test with app.Test).
 func (s *Server) App() *fiber.App { return s.app }
 
-// Route is one route of the API: its method and path, who may call it, and
-// its handler. Every route the API serves is in Routes, and each goes through
-// guard(Access) first, so access is decided in one place (authz.Authorizer.
-// Decide) and a new route cannot be added without saying who may call it.
+// Route is one route of the API: its method and path, who may call it, its
+// handler and its documentation. Every route the API serves is in Routes, and
+// each goes through guard(Access) first, so access is decided in one place
+// (authz.Authorizer.Decide) and a new route cannot be added without saying
+// who may call it; nor without a Doc, which openapi.json is generated from.
 type Route struct {
 	Method, Path string
 	Access       Access
 	handler      fiber.Handler
+	Doc          Doc
 }
 
 // AccessKind is how a route is guarded.
@@ -153,7 +163,8 @@ var (
 	authenticated = Access{Kind: Authenticated}
 )
 
-// Routes lists every route with its access rule, in registration order.
+// Routes lists every route with its access rule and documentation, in
+// registration order.
 func (s *Server) Routes() []Route {
 	const (
 		t   = "/api/v1/tenants/:tenant"
@@ -162,58 +173,179 @@ func (s *Server) Routes() []Route {
 	)
 	r, w := authz.Read, authz.Write
 	return []Route{
-		{"GET", "/healthz", public, func(c *fiber.Ctx) error { return c.SendString("ok") }},
-		{"GET", "/readyz", public, s.readyz},
+		{"GET", "/healthz", public, func(c *fiber.Ctx) error { return c.SendString("ok") }, Doc{
+			Summary: "Liveness: ok while the process serves", Response: "", ContentType: textPlain}},
+		{"GET", "/readyz", public, s.readyz, Doc{
+			Summary: "Readiness: ok when the platform can serve",
+			Description: "503 while etcd is unreachable (code degraded: open sessions and reconnects keep flowing, " +
+				"get-endpoint answers from memory, writes are refused) or while the platform is not ready (code unavailable).",
+			Response: "", ContentType: textPlain, Errors: []int{503}}},
 		{"GET", "/version", public, func(c *fiber.Ctx) error {
 			return c.JSON(fiber.Map{"version": s.cfg.Version, "pid": os.Getpid()})
-		}},
+		}, Doc{Summary: "The build's version and the serving process", Response: versionInfo{}}},
 		// The series name every tenant, app and revision: admins only here;
 		// --metrics-addr serves scrapers inside the cluster.
-		{"GET", "/metrics", check("metrics", r), adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))},
+		{"GET", "/metrics", check("metrics", r), adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})), Doc{
+			Summary: "Prometheus metrics",
+			Description: "The series name every tenant, app and revision, so only platform admins read them here; " +
+				"--metrics-addr serves scrapers inside the cluster.",
+			Response: "", ContentType: textPlain}},
 		{"GET", "/api/v1/openapi.json", public, func(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 			return c.Send(openapiJSON)
-		}},
+		}, Doc{Summary: "This document (OpenAPI 3.0)", Response: map[string]any{}}},
+
 		// Game clients (rate-limited per address) and apps (leases by id).
-		{"GET", "/api/get-endpoint", public, s.limited(s.seedGetEndpoint)},
-		{"GET", app + "/endpoint", public, s.limited(s.getEndpoint)},
-		{"PUT", "/api/v1/leases/:id", public, s.keepHold},
-		{"DELETE", "/api/v1/leases/:id", public, s.releaseHold},
-		{"POST", rev + "/leases", Access{Kind: Checked, Object: "leases", Action: w, Capability: true}, s.createHold},
-		{"GET", app + "/leases", check("leases", r), s.listHolds},
-		{"DELETE", app + "/leases/:lease", check("leases", w), s.releaseTenantHold},
+		{"GET", "/api/get-endpoint", public, s.limited(s.seedGetEndpoint), Doc{
+			Summary:     "get-endpoint for the default tenant (the original tool's form)",
+			Description: getEndpointDescription,
+			Params:      []Param{{Name: "app_name", In: "query", Required: true, Description: "the app, in the default tenant"}},
+			Response:    endpoint.Endpoint{}, Errors: []int{400, 404, 429, 503}}},
+		{"GET", app + "/endpoint", public, s.limited(s.getEndpoint), Doc{
+			Summary:     "get-endpoint: where a game client should connect",
+			Description: getEndpointDescription,
+			Response:    endpoint.Endpoint{}, Errors: []int{400, 404, 429, 503}}},
+		{"PUT", "/api/v1/leases/:id", public, s.keepHold, Doc{
+			Summary:     "Keep an app-held lease alive for another ttl",
+			Description: "The lease's id is its own secret: only its creator is told it.",
+			Params:      []Param{leaseIDParam}, Response: apps.Lease{}, Errors: []int{404, 503}}},
+		{"DELETE", "/api/v1/leases/:id", public, s.releaseHold, Doc{
+			Summary: "Release an app-held lease now",
+			Params:  []Param{leaseIDParam}, Status: 204, Errors: []int{404, 503}}},
+		{"POST", rev + "/leases", Access{Kind: Checked, Object: "leases", Action: w, Capability: true}, s.createHold, Doc{
+			Summary: "Take an app-held lease on a serving revision",
+			Description: fmt.Sprintf("While the lease lives, its revision (and replica, if named) counts as having a session: "+
+				"it is neither retired nor scaled down. Apps that simulate with nobody connected keep one alive over plain HTTP "+
+				"(PUT /api/v1/leases/{id}); one not kept alive expires by itself. ttl is %s to %s, %s when left out. "+
+				"A revision holds at most its tenant's max_leases_per_revision leases (403).",
+				apps.MinLeaseTTL, apps.MaxLeaseTTL, apps.DefaultLeaseTTL),
+			Request: holdRequest{}, RequestExample: `{"ttl":"30s"}`,
+			Status: 201, Response: apps.Lease{}, Errors: []int{400, 404, 409, 503}}},
+		{"GET", app + "/leases", check("leases", r), s.listHolds, Doc{
+			Summary:  "List an app's app-held leases (every revision)",
+			Response: leaseList{}, Errors: []int{404, 503}}},
+		{"DELETE", app + "/leases/:lease", check("leases", w), s.releaseTenantHold, Doc{
+			Summary: "Release one of an app's leases by its number (no secret needed)",
+			Params:  []Param{{Name: "lease", In: "path", Description: "the lease number (lease in the listing)"}},
+			Status:  204, Errors: []int{404, 503}}},
 
-		{"GET", "/api/v1/whoami", authenticated, s.whoami},
-		{"GET", "/api/v1/tenants", authenticated, s.listTenants},
-		{"POST", "/api/v1/tenants", check("tenants", w), s.createTenant},
-		{"POST", "/api/v1/tokens", Access{Kind: Checked, Object: "tokens", Action: w, BodyTenant: true}, s.issueToken},
-		{"DELETE", "/api/v1/tokens/:id", check("tokens", w), s.revokeToken},
-		{"GET", "/api/v1/images", authenticated, s.listImages},
-		{"PUT", "/api/v1/images/+", check("images", w), s.putImage},
-		{"DELETE", "/api/v1/images/+", check("images", w), s.deleteImage},
+		{"GET", "/api/v1/whoami", authenticated, s.whoami, Doc{
+			Summary:     "Who the caller is, and what it may do in a tenant",
+			Description: "So a page shows only the buttons the caller may use; the routes check anyway.",
+			Params:      []Param{{Name: "tenant", In: "query", Description: "the tenant to report the role and permissions in"}},
+			Response:    whoamiView{}, Errors: []int{400}}},
+		{"GET", "/api/v1/tenants", authenticated, s.listTenants, Doc{
+			Summary:  "List tenants: a platform admin sees all, others those they have a role in",
+			Response: tenantList{}, Errors: []int{503}}},
+		{"POST", "/api/v1/tenants", check("tenants", w), s.createTenant, Doc{
+			Summary: "Create a tenant",
+			Request: tenantRequest{}, RequestExample: `{"name":"acme","quota":{"max_apps":5}}`,
+			Status: 201, Response: tenants.Tenant{}, Errors: []int{400, 409, 503}}},
+		{"POST", "/api/v1/tokens", Access{Kind: Checked, Object: "tokens", Action: w, BodyTenant: true}, s.issueToken, Doc{
+			Summary: "Issue a token",
+			Description: "A platform admin issues any token; a tenant's owner issues tokens bound to its tenant, " +
+				"for its members, never above its own role. ttl is 24h when left out.",
+			Request: tokenRequest{}, RequestExample: `{"subject":"alice","tenant":"acme","ttl":"24h"}`,
+			Status: 201, Response: issuedToken{}, Errors: []int{400, 404, 503}}},
+		{"DELETE", "/api/v1/tokens/:id", check("tokens", w), s.revokeToken, Doc{
+			Summary: "Revoke a token",
+			Params:  []Param{{Name: "id", In: "path", Description: "the token's id (id when it was issued)"}},
+			Status:  204, Errors: []int{400, 503}}},
+		{"GET", "/api/v1/images", authenticated, s.listImages, Doc{
+			Summary:  "The image catalog: the images tenants may deploy on the process runtime",
+			Response: imageList{}, Errors: []int{503}}},
+		{"PUT", "/api/v1/images/+", check("images", w), s.putImage, Doc{
+			Summary: "Add or replace a catalog entry",
+			Params:  []Param{imageParam},
+			Request: imageRequest{}, RequestExample: `{"command":["/opt/games/arena-0.2","--ranked"],"description":"the arena, version 0.2"}`,
+			Response: images.Image{}, Errors: []int{400, 501, 503}}},
+		{"DELETE", "/api/v1/images/+", check("images", w), s.deleteImage, Doc{
+			Summary: "Remove a catalog entry; revisions deployed from it keep running",
+			Params:  []Param{imageParam}, Status: 204, Errors: []int{404, 501, 503}}},
 
-		{"GET", t, check("tenant", r), s.getTenant},
-		{"PATCH", t, check("tenant", w), s.updateTenant},
-		{"DELETE", t, check("tenant", w), s.deleteTenant},
-		{"GET", t + "/quota", check("quota", r), s.getQuota},
-		{"PUT", t + "/quota", check("quota", w), s.putQuota},
-		{"GET", t + "/members", check("members", r), s.listMembers},
-		{"PUT", t + "/members/:subject", check("members", w), s.putMember},
-		{"DELETE", t + "/members/:subject", check("members", w), s.deleteMember},
-		{"GET", t + "/apps", check("apps", r), s.listApps},
-		{"POST", t + "/apps", check("apps", w), s.createApp},
-		{"GET", app, check("apps", r), s.getApp},
-		{"PATCH", app, check("apps", w), s.updateApp},
-		{"DELETE", app, check("apps", w), s.deleteApp},
-		{"GET", app + "/events", check("events", r), s.listEvents},
-		{"GET", app + "/events/stream", check("events", r), s.eventStream()},
-		{"GET", app + "/sessions", check("revisions", r), s.sessions},
-		{"GET", app + "/revisions", check("revisions", r), s.listRevisions},
-		{"POST", app + "/revisions", check("revisions", w), s.deploy},
-		{"GET", rev, check("revisions", r), s.getRevision},
-		{"POST", rev + "/activate", check("revisions", w), s.activate},
-		{"POST", rev + "/retire", check("revisions", w), s.retire},
-		{"GET", rev + "/replicas/:replica/logs", check("logs", r), s.replicaLogs},
+		{"GET", t, check("tenant", r), s.getTenant, Doc{
+			Summary: "Get a tenant", Response: tenants.Tenant{}, Errors: []int{404, 503}}},
+		{"PATCH", t, check("tenant", w), s.updateTenant, Doc{
+			Summary:     "Change a tenant's quota or trust",
+			Description: "Quota fields left out keep their value; allow_commands lets the tenant deploy raw commands.",
+			Request:     tenantPatch{}, RequestExample: `{"quota":{"max_apps":50},"allow_commands":true}`,
+			Response: tenants.Tenant{}, Errors: []int{400, 404, 409, 503}}},
+		{"DELETE", t, check("tenant", w), s.deleteTenant, Doc{
+			Summary: "Delete a tenant: its apps are retired first, then it is removed",
+			Status:  202, Response: tenantDeletion{}, Errors: []int{404, 409, 503}}},
+		{"GET", t + "/quota", check("quota", r), s.getQuota, Doc{
+			Summary: "A tenant's quota and usage", Response: quotaView{}, Errors: []int{404, 503}}},
+		{"PUT", t + "/quota", check("quota", w), s.putQuota, Doc{
+			Summary: "Set a tenant's quota (fields left out keep their value)",
+			Request: tenants.QuotaPatch{}, RequestExample: `{"max_apps":50,"max_replicas":200}`,
+			Response: tenants.Tenant{}, Errors: []int{400, 404, 409, 503}}},
+		{"GET", t + "/members", check("members", r), s.listMembers, Doc{
+			Summary: "A tenant's members and their roles", Response: memberList{}, Errors: []int{404, 503}}},
+		{"PUT", t + "/members/:subject", check("members", w), s.putMember, Doc{
+			Summary: "Grant a member a role (at once: no new token needed)",
+			Request: roleRequest{}, RequestExample: `{"role":"deployer"}`,
+			Response: authz.Member{}, Errors: []int{400, 404, 503}}},
+		{"DELETE", t + "/members/:subject", check("members", w), s.deleteMember, Doc{
+			Summary: "Take a member's role away", Status: 204, Errors: []int{404, 503}}},
+		{"GET", t + "/apps", check("apps", r), s.listApps, Doc{
+			Summary: "List a tenant's apps, by name", Response: appList{}, Errors: []int{404, 503}}},
+		{"POST", t + "/apps", check("apps", w), s.createApp, Doc{
+			Summary: "Create an app",
+			Description: "name is required; each other field is the App setting of that name and takes its default when left out, " +
+				"as the example answer shows. " + appLimits,
+			Request: apps.AppSpec{}, RequestExample: createAppExample,
+			Status: 201, Response: apps.App{}, ResponseExample: createdApp(createAppExample),
+			Errors: []int{400, 404, 409, 503}}},
+		{"GET", app, check("apps", r), s.getApp, Doc{
+			Summary: "Get an app", Response: apps.App{}, Errors: []int{404, 503}}},
+		{"PATCH", app, check("apps", w), s.updateApp, Doc{
+			Summary:     "Change an app's settings (fields left out keep their value; the name cannot change)",
+			Description: appLimits,
+			Request:     apps.AppSpec{}, RequestExample: `{"replicas":3}`,
+			Response: apps.App{}, Errors: []int{400, 404, 409, 503}}},
+		{"DELETE", app, check("apps", w), s.deleteApp, Doc{
+			Summary: "Delete an app: every revision is retired, then the app is removed",
+			Status:  202, Response: apps.App{}, Errors: []int{404, 409, 503}}},
+		{"GET", app + "/events", check("events", r), s.listEvents, Doc{
+			Summary:     "The app's activity log, oldest first",
+			Description: fmt.Sprintf("An app keeps its last %d events.", apps.MaxEventsPerApp),
+			Params:      []Param{afterParam, limitParam},
+			Response:    eventList{}, Errors: []int{400, 404, 503}}},
+		{"GET", app + "/events/stream", check("events", r), s.eventStream(), Doc{
+			Summary: "The activity log, live, as Server-Sent Events",
+			Description: fmt.Sprintf("The recent events (or those after ?after= / Last-Event-ID), then each new one as it is written: "+
+				"each message is `id: <event id>` and `data: <Event as JSON>`; a comment every %s; `event: deleted` when the app is gone. "+
+				"The stream ends when the caller's token or role is revoked. At most %d open streams per subject (429). "+
+				"Bridge reads it with fetch, so the Authorization header is sent.", streamHeartbeat, streamsPerSubject),
+			Params: []Param{afterParam, limitParam,
+				{Name: "Last-Event-ID", In: "header", Description: "as ?after= (an EventSource sends it when it reconnects)"}},
+			Response: "", ContentType: textEventStream, Errors: []int{400, 404, 429, 503}}},
+		{"GET", app + "/sessions", check("revisions", r), s.sessions, Doc{
+			Summary:     "Open sessions of each serving revision and its replicas",
+			Description: "Sessions are connections, reservations and app-held leases, counted over every gateway.",
+			Response:    sessionsView{}, Errors: []int{404, 503}}},
+		{"GET", app + "/revisions", check("revisions", r), s.listRevisions, Doc{
+			Summary: "List revisions, newest first, with their replicas", Response: revisionList{}, Errors: []int{404, 503}}},
+		{"POST", app + "/revisions", check("revisions", w), s.deploy, Doc{
+			Summary: "Deploy a new revision; it becomes active once healthy",
+			Description: "A revision runs an image (on the process runtime, one from the catalog) or a raw command " +
+				"(platform admins, and tenants they trust: allow_commands). The active revision keeps serving until the new one " +
+				"is healthy, then drains its sessions; a revision still pending or starting is superseded.",
+			Request: apps.RevisionSpec{}, RequestExample: `{"image":"example/arena:0.2","env":{"MODE":"ranked"}}`,
+			Status: 202, Response: revisionView{}, Errors: []int{400, 404, 409, 503}}},
+		{"GET", rev, check("revisions", r), s.getRevision, Doc{
+			Summary: "Get a revision with its replicas", Response: revisionView{}, Errors: []int{404, 503}}},
+		{"POST", rev + "/activate", check("revisions", w), s.activate, Doc{
+			Summary:  "Re-activate a draining revision: instant rollback, no restart",
+			Response: apps.Revision{}, Errors: []int{404, 409, 503}}},
+		{"POST", rev + "/retire", check("revisions", w), s.retire, Doc{
+			Summary: "Retire a revision now, whatever its sessions (not the active one)",
+			Status:  202, Response: apps.Revision{}, Errors: []int{404, 409, 503}}},
+		{"GET", rev + "/replicas/:replica/logs", check("logs", r), s.replicaLogs, Doc{
+			Summary: "The tail of a replica's output",
+			Params: []Param{{Name: "tail", In: "query", Description: "bytes from the end", Type: 0,
+				Default: 64 << 10, Min: 1, Max: 1 << 20}},
+			Response: "", ContentType: textPlain, Errors: []int{400, 404, 501, 503}}},
 	}
 }
 

@@ -212,7 +212,7 @@ func (s *Server) deleteMember(c *fiber.Ctx) error {
 
 type tokenRequest struct {
 	Subject string        `json:"subject"`
-	TTL     apps.Duration `json:"ttl"`
+	TTL     apps.Duration `json:"ttl,omitempty"`
 	// Tenant binds the token to one tenant: required unless a platform admin
 	// mints an unscoped token.
 	Tenant string `json:"tenant,omitempty"`

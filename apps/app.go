@@ -57,6 +57,10 @@ type App struct {
 	// scale-down may stop it (and, with MinReplicas 0, how long the app must be
 	// idle before it goes to zero).
 	ScaleDownDelay Duration `json:"scale_down_delay"`
+	// ReservationTTL is how long a get-endpoint answer holds a place on its
+	// replica (counting as a session) while no socket has connected: short,
+	// so a client that only asked does not keep a replica up for long.
+	ReservationTTL Duration `json:"reservation_ttl,omitempty"`
 	// Strategy is how get-endpoint chooses among replicas with room: packed
 	// (the fullest first, so others empty and can go) or spread (least loaded).
 	Strategy Strategy `json:"strategy,omitempty"`
@@ -93,6 +97,15 @@ const (
 	// Spread picks the least loaded replica.
 	Spread Strategy = "spread"
 )
+
+// Reservation is the app's reservation TTL (the default for an app stored
+// before it had one).
+func (a App) Reservation() time.Duration {
+	if a.ReservationTTL <= 0 {
+		return DefaultReservationTTL
+	}
+	return a.ReservationTTL.D()
+}
 
 // Autoscaled reports whether the autoscaler sizes the active revision.
 func (a App) Autoscaled() bool { return a.TargetSessions > 0 }

@@ -20,6 +20,7 @@ type AppSpec struct {
 	MinReplicas    *int      `json:"min_replicas,omitempty"`
 	MaxReplicas    *int      `json:"max_replicas,omitempty"`
 	ScaleDownDelay *Duration `json:"scale_down_delay,omitempty"`
+	ReservationTTL *Duration `json:"reservation_ttl,omitempty"`
 	Strategy       *Strategy `json:"strategy,omitempty"`
 	ReconnectGrace *Duration `json:"reconnect_grace,omitempty"`
 	DrainTimeout   *Duration `json:"drain_timeout,omitempty"`
@@ -46,6 +47,7 @@ func NewApp(tenant string, spec AppSpec, now time.Time) (App, error) {
 		MinReplicas:    1,
 		MaxReplicas:    10,
 		ScaleDownDelay: Duration(DefaultScaleDownDelay),
+		ReservationTTL: Duration(DefaultReservationTTL),
 		Strategy:       Packed,
 		CreatedAt:      now,
 		UpdatedAt:      now,
@@ -76,6 +78,7 @@ func (a *App) Apply(spec AppSpec, now time.Time) error {
 	set(&b.MinReplicas, spec.MinReplicas)
 	set(&b.MaxReplicas, spec.MaxReplicas)
 	set(&b.ScaleDownDelay, spec.ScaleDownDelay)
+	set(&b.ReservationTTL, spec.ReservationTTL)
 	set(&b.Strategy, spec.Strategy)
 	if err := b.Validate(); err != nil {
 		return err

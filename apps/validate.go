@@ -34,6 +34,10 @@ const (
 	DefaultShutdownGrace  = 10 * time.Second
 	DefaultStartTimeout   = 60 * time.Second
 	DefaultScaleDownDelay = 30 * time.Second
+	DefaultReservationTTL = 10 * time.Second
+	// MaxReservationTTL bounds reservation_ttl: a reservation is for a
+	// client on its way to the socket.
+	MaxReservationTTL = 2 * time.Minute
 )
 
 var (
@@ -91,6 +95,9 @@ func (a App) Validate() error {
 		if d.v < 0 || d.v.D() > MaxGrace {
 			return fmt.Errorf("%w: %s %s out of range 0-%s", ErrInvalid, d.name, d.v, MaxGrace)
 		}
+	}
+	if a.ReservationTTL != 0 && (a.ReservationTTL.D() < time.Second || a.ReservationTTL.D() > MaxReservationTTL) {
+		return fmt.Errorf("%w: reservation_ttl %s out of range 1s-%s", ErrInvalid, a.ReservationTTL, MaxReservationTTL)
 	}
 	if a.StartTimeout.D() < time.Second {
 		return fmt.Errorf("%w: start_timeout %s must be at least 1s", ErrInvalid, a.StartTimeout)

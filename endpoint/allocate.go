@@ -70,7 +70,8 @@ type Allocator struct {
 }
 
 // NewAllocator returns an allocator handing out URLs under publicURL (e.g.
-// "http://127.0.0.1:4001"); reservations last ttl.
+// "http://127.0.0.1:4001"). A reservation lasts its app's reservation_ttl;
+// ttl is the window in which PerClient counts one client's reservations.
 func NewAllocator(routes *Routes, sessions *Sessions, counter *Counter, publicURL string, ttl time.Duration) (*Allocator, error) {
 	u, err := url.Parse(publicURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -233,11 +234,12 @@ func (a *Allocator) try(tenant, app string) (Endpoint, bool, error) {
 		}
 	}
 	best := cands[pick].r
-	a.counter.Reserve(apps.ReplicaID{Tenant: best.Tenant, App: best.App, Revision: best.Revision, Replica: best.Replica}, a.ttl)
-	return a.endpointFor(*best), false, nil
+	ttl := ar.App.Reservation()
+	a.counter.Reserve(apps.ReplicaID{Tenant: best.Tenant, App: best.App, Revision: best.Revision, Replica: best.Replica}, ttl)
+	return a.endpointFor(*best, ttl), false, nil
 }
 
-func (a *Allocator) endpointFor(r Route) Endpoint {
+func (a *Allocator) endpointFor(r Route, ttl time.Duration) Endpoint {
 	path := PathPrefix + r.Tenant + "/" + r.App + "/" + r.Revision + "/" + r.Replica + "/"
 	httpURL := url.URL{Scheme: a.public.Scheme, Host: a.public.Host, Path: a.public.Path + path}
 	wsURL := httpURL
@@ -246,5 +248,5 @@ func (a *Allocator) endpointFor(r Route) Endpoint {
 		wsURL.Scheme = "wss"
 	}
 	return Endpoint{Endpoint: wsURL.String(), URL: httpURL.String(), Tenant: r.Tenant, App: r.App,
-		Revision: r.Revision, Replica: r.Replica, ExpiresIn: int(a.ttl / time.Second)}
+		Revision: r.Revision, Replica: r.Replica, ExpiresIn: int(ttl / time.Second)}
 }

@@ -266,7 +266,7 @@ func TestAllocatorIsCapacityAwareAndReserves(t *testing.T) {
 		ep, err := alloc.Get(context.Background(), "", "default", "arena")
 		require.NoError(t, err)
 		assert.Equal(t, f.rev.ID, ep.Revision)
-		assert.Equal(t, 30, ep.ExpiresIn)
+		assert.Equal(t, 10, ep.ExpiresIn, "the app's reservation_ttl (default 10 s)")
 		assert.Equal(t, "ws://gw.example:4001/s/default/arena/"+f.rev.ID+"/"+ep.Replica+"/", ep.Endpoint)
 		seen[ep.Replica]++
 	}

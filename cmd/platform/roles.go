@@ -129,7 +129,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 	if public == "" {
 		public = m.scheme() + "://" + loopbackPort(c.GatewayAddr, m.gatewayLn)
 	}
-	alloc, err := endpoint.NewAllocator(routes, sessions, counter, public, 30*time.Second)
+	alloc, err := endpoint.NewAllocator(routes, sessions, counter, public, apps.DefaultReservationTTL)
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,9 @@ type Counter struct {
 	conns map[apps.ReplicaID]int
 	// resv holds reservation expiry times per replica, oldest first.
 	resv map[apps.ReplicaID][]time.Time
+	// byRev indexes the replicas with sessions or reservations by revision
+	// key, so a revision's load is summed over its own replicas only.
+	byRev map[string]map[apps.ReplicaID]struct{}
 }
 
 // CounterConfig tunes a Counter.
@@ -80,7 +83,7 @@ func NewCounter(cli *clientv3.Client, cfg CounterConfig) *Counter {
 	}
 	return &Counter{cli: cli, prefix: path.Join(strings.TrimSuffix(cfg.Prefix, "/"), "sessions", cfg.Instance) + "/",
 		Instance: cfg.Instance, ttl: cfg.LeaseTTL, tick: cfg.Tick, log: cfg.Logger, now: time.Now, kick: make(chan struct{}, 1),
-		conns: map[apps.ReplicaID]int{}, resv: map[apps.ReplicaID][]time.Time{}}
+		conns: map[apps.ReplicaID]int{}, resv: map[apps.ReplicaID][]time.Time{}, byRev: map[string]map[apps.ReplicaID]struct{}{}}
 }
 
 // Reserve holds a place on a replica for a client that was just given its
@@ -88,7 +91,46 @@ func NewCounter(cli *clientv3.Client, cfg CounterConfig) *Counter {
 func (c *Counter) Reserve(r apps.ReplicaID, ttl time.Duration) {
 	c.mu.Lock()
 	c.resv[r] = append(c.resv[r], c.now().Add(ttl))
+	c.index(r)
 	c.mu.Unlock()
+}
+
+// index notes that r has a load; mu held.
+func (c *Counter) index(r apps.ReplicaID) {
+	k := revKey(r.Tenant, r.App, r.Revision)
+	m := c.byRev[k]
+	if m == nil {
+		m = map[apps.ReplicaID]struct{}{}
+		c.byRev[k] = m
+	}
+	m[r] = struct{}{}
+}
+
+// unindex forgets r once it has no load left; mu held.
+func (c *Counter) unindex(r apps.ReplicaID) {
+	if c.conns[r] > 0 || len(c.resv[r]) > 0 {
+		return
+	}
+	k := revKey(r.Tenant, r.App, r.Revision)
+	if m := c.byRev[k]; m != nil {
+		delete(m, r)
+		if len(m) == 0 {
+			delete(c.byRev, k)
+		}
+	}
+}
+
+// Revision returns this instance's current load on a revision's replicas.
+func (c *Counter) Revision(tenant, app, rev string) Load {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var l Load
+	for r := range c.byRev[revKey(tenant, app, rev)] {
+		c.expire(r)
+		l.Connections += c.conns[r]
+		l.Reservations += len(c.resv[r])
+	}
+	return l
 }
 
 // Kick publishes the counts now instead of at the next tick (a cold-start
@@ -110,6 +152,7 @@ func (c *Counter) Release(r apps.ReplicaID) {
 			delete(c.resv, r)
 		}
 	}
+	c.unindex(r)
 	c.mu.Unlock()
 }
 
@@ -119,6 +162,7 @@ func (c *Counter) Connect(r apps.ReplicaID) {
 	gatewayConnections.Inc()
 	c.mu.Lock()
 	c.conns[r]++
+	c.index(r)
 	c.expire(r)
 	if q := c.resv[r]; len(q) > 0 {
 		c.resv[r] = q[1:]
@@ -136,6 +180,8 @@ func (c *Counter) Disconnect(r apps.ReplicaID) {
 	if c.conns[r]--; c.conns[r] <= 0 {
 		delete(c.conns, r)
 	}
+	c.expire(r)
+	c.unindex(r)
 	c.mu.Unlock()
 }
 
@@ -150,6 +196,7 @@ func (c *Counter) expire(r apps.ReplicaID) {
 	switch {
 	case i == len(q):
 		delete(c.resv, r)
+		c.unindex(r)
 	case i > 0:
 		c.resv[r] = q[i:]
 	}

@@ -30,6 +30,7 @@ type Sessions struct {
 	mu       sync.Mutex
 	loaded   map[string]bool
 	others   map[apps.ReplicaID]int // every other instance's totals
+	othersRv map[string]int         // the same summed per revision key
 	holdsRep map[apps.ReplicaID]int // app-held leases naming a replica
 	holdsRev map[string]int         // app-held leases per revision key
 	lastBusy map[string]time.Time
@@ -46,7 +47,7 @@ type Sessions struct {
 func NewSessions(cli *clientv3.Client, prefix string, store *apps.Store, local *Counter, log *slog.Logger) *Sessions {
 	prefix = strings.TrimSuffix(prefix, "/")
 	s := &Sessions{local: local, started: time.Now(), loaded: map[string]bool{},
-		others: map[apps.ReplicaID]int{}, holdsRep: map[apps.ReplicaID]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{},
+		others: map[apps.ReplicaID]int{}, othersRv: map[string]int{}, holdsRep: map[apps.ReplicaID]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{},
 		perApp: map[apps.Ref]int{}}
 	sp := path.Join(prefix, "sessions") + "/"
 	s.counts = &etcdmirror.Mirror{Cli: cli, Prefix: sp, Log: log, OnChange: func(kvs map[string][]byte) { s.updateSessions(sp, kvs) }}
@@ -65,7 +66,7 @@ func (s *Sessions) Run(ctx context.Context) {
 func revKey(t, a, rev string) string { return t + "/" + a + "/" + rev }
 
 func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
-	others := map[apps.ReplicaID]int{}
+	others, othersRv := map[apps.ReplicaID]int{}, map[string]int{}
 	busy := map[string]bool{}
 	totals := map[apps.Ref]int{}
 	for k, v := range kvs {
@@ -84,9 +85,10 @@ func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
 			continue // our own published copy: the live counter is fresher
 		}
 		others[r] += l.Total()
+		othersRv[revKey(r.Tenant, r.App, r.Revision)] += l.Total()
 	}
 	s.mu.Lock()
-	s.others = others
+	s.others, s.othersRv = others, othersRv
 	s.markBusy(busy)
 	s.loaded["sessions"] = true
 	var changed []apps.Ref
@@ -166,23 +168,14 @@ func (s *Sessions) Replica(tenant, app, rev, replica string) apps.Sessions {
 
 // Revision reports a revision's sessions (deployer.SessionCounter).
 func (s *Sessions) Revision(tenant, app, rev string) apps.Sessions {
-	n := 0
+	key := revKey(tenant, app, rev)
 	s.mu.Lock()
-	for r, c := range s.others {
-		if r.Tenant == tenant && r.App == app && r.Revision == rev {
-			n += c
-		}
-	}
-	n += s.holdsRev[revKey(tenant, app, rev)]
+	n := s.othersRv[key] + s.holdsRev[key]
 	s.mu.Unlock()
 	if s.local != nil {
-		for r, l := range s.local.Snapshot() {
-			if r.Tenant == tenant && r.App == app && r.Revision == rev {
-				n += l.Total()
-			}
-		}
+		n += s.local.Revision(tenant, app, rev).Total()
 	}
-	return s.result(revKey(tenant, app, rev), n)
+	return s.result(key, n)
 }
 
 func (s *Sessions) result(key string, n int) apps.Sessions {

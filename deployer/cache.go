@@ -145,6 +145,9 @@ func (c *cache) snapshot(ref apps.Ref) (apps.Snapshot, int64, bool) {
 		latest = max(latest, r.ModRevision)
 	}
 	sort.Slice(snap.Replicas, func(i, j int) bool { return snap.Replicas[i].ID < snap.Replicas[j].ID })
+	// The newest record this view holds: a write comparing that nothing of
+	// the app changed since (DeleteAppData) compares against it.
+	snap.ReadAt = latest
 	return snap, latest, true
 }
 

@@ -2,6 +2,7 @@ package deployer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -222,4 +223,16 @@ func TestResyncOfAnUnchangedAppMakesNoEtcdCall(t *testing.T) {
 	before := counting.calls.Load()
 	waitPasses(20)
 	assert.Equal(t, before, counting.calls.Load(), "resyncs of an unchanged app called etcd")
+
+	// Deleting it through the running reconciler (reading its cache) retires
+	// the revision, stops the replica and removes the app.
+	_, err = svc.DeleteApp(ctx, "default", "calm")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := store.GetApp(ctx, "default", "calm")
+		return errors.Is(err, apps.ErrNotFound)
+	}, 30*time.Second, 20*time.Millisecond, "the app is gone")
+	u, err := store.Usage(ctx, "default")
+	require.NoError(t, err)
+	assert.Equal(t, apps.Usage{}, u, "and its usage with it")
 }

@@ -29,13 +29,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/discovery-platform/discovery/bench/internal/rig"
 	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/platformtest"
 )
 
 func main() {
@@ -50,32 +50,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-}
-
-type proc struct {
-	cmd  *exec.Cmd
-	addr string // gateway address
-}
-
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtts int) error {
@@ -97,18 +71,25 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 		return err
 	}
 	defer etcd.Stop()
-	marker := fmt.Sprintf("DISCOVERY_BENCH_RUN=%d", os.Getpid())
-	defer killMarked(marker)
+	marker := rig.NewMarker()
+	defer rig.KillAll(marker)
 
-	api := freeAddr()
-	var procs []*proc
+	api, err := rig.FreeAddr()
+	if err != nil {
+		return err
+	}
+	var procs []*rig.Proc
+	var addrs []string // procs' gateway addresses
 	defer func() {
 		for _, p := range procs {
-			p.stop()
+			p.Stop(15 * time.Second)
 		}
 	}()
 	for i := 0; i < gateways; i++ {
-		gw := freeAddr()
+		gw, err := rig.FreeAddr()
+		if err != nil {
+			return err
+		}
 		args := []string{"--etcd", etcd.Endpoint, "--gateway-addr", gw, "--data-dir", filepath.Join(dir, "data"+strconv.Itoa(i)),
 			"--instance", "bench-" + strconv.Itoa(i), "--probe-interval", "200ms", "--log-level", "warn",
 			"--max-sessions-per-addr", "0", "--max-sessions-per-tenant", "0", "--reservations-per-addr", "0", "--replica-env", marker}
@@ -117,22 +98,19 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 		} else {
 			args = append(args, "--role", "gateway")
 		}
-		cmd := exec.Command(platform, args...)
-		cmd.Env = append(os.Environ(), marker)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
+		name := "bench-" + strconv.Itoa(i)
+		p := &rig.Proc{Name: name, Path: platform, Args: args, Env: append(os.Environ(), marker), Log: filepath.Join(dir, name+".log")}
+		if err := p.Start(); err != nil {
 			return err
 		}
-		procs = append(procs, &proc{cmd: cmd, addr: gw})
+		procs, addrs = append(procs, p), append(addrs, gw)
 	}
 	if err := waitHTTP("http://"+api+"/readyz", 60*time.Second); err != nil {
+		return fmt.Errorf("%w; the platform's log ends:\n%s", err, procs[0].LogTail(3000))
+	}
+	if token, err = platformtest.ReadToken(filepath.Join(dir, "data0")); err != nil {
 		return err
 	}
-	tok, err := os.ReadFile(filepath.Join(dir, "data0", "admin.token"))
-	if err != nil {
-		return fmt.Errorf("admin token: %w", err)
-	}
-	token = strings.TrimSpace(string(tok))
 	base := "http://" + api + "/api/v1/tenants/default/apps"
 	if err := post(base, map[string]any{"name": "echo", "replicas": replicas, "health_path": "/healthz"}); err != nil {
 		return err
@@ -144,8 +122,8 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	if err := waitHTTP(epURL, 60*time.Second); err != nil {
 		return fmt.Errorf("app never became reachable: %w", err)
 	}
-	for _, p := range procs[1:] {
-		if err := waitHTTP("http://"+p.addr+"/healthz", 30*time.Second); err != nil {
+	for _, gw := range addrs[1:] {
+		if err := waitHTTP("http://"+gw+"/healthz", 30*time.Second); err != nil {
 			return err
 		}
 	}
@@ -167,12 +145,12 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	dr := rttBench("ws://"+direct+"/ws", rtts)
 	fmt.Printf("direct   p50 %8s  p99 %8s\n", dr.p50, dr.p99)
 	fmt.Printf("gateway  p50 %8s  p99 %8s  (added p50 %s)\n", gw.p50, gw.p99, gw.p50-dr.p50)
-	if ng, err := startNginx(dir, direct); err != nil {
+	if ng, ngAddr, err := startNginx(dir, direct, marker); err != nil {
 		fmt.Println("nginx    skipped:", err)
 	} else {
-		nx := rttBench("ws://"+ng.addr+"/ws", rtts)
+		nx := rttBench("ws://"+ngAddr+"/ws", rtts)
 		fmt.Printf("nginx    p50 %8s  p99 %8s  (added p50 %s)\n", nx.p50, nx.p99, nx.p50-dr.p50)
-		ng.stop()
+		ng.Stop(15 * time.Second)
 	}
 
 	fmt.Printf("\n== autoscaler: a burst of 300 sessions on an app with target 50 ==\n")
@@ -181,7 +159,7 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	}
 
 	fmt.Printf("\n== memory per idle proxied WebSocket: %d sessions over %d gateway processes ==\n", conns, gateways)
-	return benchIdle(epURL, procs, conns)
+	return benchIdle(epURL, procs, addrs, conns)
 }
 
 // token is the bootstrap admin token of the platform under test.
@@ -339,12 +317,13 @@ func threads(pid int) int {
 	return len(ents)
 }
 
-// benchIdle opens conns sessions spread over the gateways, holds them idle and
-// reports the RSS growth of the gateway processes per session.
-func benchIdle(epURL string, procs []*proc, conns int) error {
+// benchIdle opens conns sessions spread over the gateways (procs, listening
+// on addrs), holds them idle and reports the RSS growth of the gateway
+// processes per session.
+func benchIdle(epURL string, procs []*rig.Proc, addrs []string, conns int) error {
 	before := make([]int, len(procs))
 	for i, p := range procs {
-		before[i] = rig.RSSKB(p.cmd.Process.Pid)
+		before[i] = rig.RSSKB(p.PID())
 	}
 	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 256, WriteBufferSize: 256}
 	held := make([]*websocket.Conn, 0, conns)
@@ -371,7 +350,7 @@ func benchIdle(epURL string, procs []*proc, conns int) error {
 			}
 			// Spread the sessions over the gateway processes.
 			u := ep.Endpoint + "ws"
-			if gw := procs[i%len(procs)].addr; gw != "" {
+			if gw := addrs[i%len(addrs)]; gw != "" {
 				u = "ws://" + gw + u[strings.Index(u[len("ws://"):], "/")+len("ws://"):]
 			}
 			c, _, err := dialer.DialContext(context.Background(), u, nil)
@@ -389,8 +368,8 @@ func benchIdle(epURL string, procs []*proc, conns int) error {
 	time.Sleep(2 * time.Second) // let the gateways settle before reading RSS
 	total := 0
 	for i, p := range procs {
-		after := rig.RSSKB(p.cmd.Process.Pid)
-		fmt.Printf("gateway %d: RSS %d KB -> %d KB, threads %d\n", i, before[i], after, threads(p.cmd.Process.Pid))
+		after := rig.RSSKB(p.PID())
+		fmt.Printf("gateway %d: RSS %d KB -> %d KB, threads %d\n", i, before[i], after, threads(p.PID()))
 		total += after - before[i]
 	}
 	if len(held) > 0 {
@@ -399,32 +378,22 @@ func benchIdle(epURL string, procs []*proc, conns int) error {
 	return nil
 }
 
-func killMarked(marker string) {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		env, err := os.ReadFile(filepath.Join(d, "environ"))
-		if err != nil || !bytes.Contains(env, []byte(marker)) {
-			continue
-		}
-		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil && pid != os.Getpid() {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
 // startNginx runs Debian's nginx (if installed) on loopback, proxying
 // WebSocket to the replica at upstream: the same echo load, for comparison.
-func startNginx(dir, upstream string) (*proc, error) {
+// It returns nginx's process and address.
+func startNginx(dir, upstream, marker string) (*rig.Proc, string, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
-		return nil, fmt.Errorf("nginx not installed (apt-get install nginx-light)")
+		return nil, "", fmt.Errorf("nginx not installed (apt-get install nginx-light)")
 	}
 	ndir := filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(ndir, 0o755); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	addr := freeAddr()
+	addr, err := rig.FreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
 	conf := fmt.Sprintf(`worker_processes 1;
 daemon off;
 pid %[1]s/nginx.pid;
@@ -449,23 +418,21 @@ http {
 `, ndir, addr, upstream)
 	cf := filepath.Join(ndir, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	cmd := exec.Command(bin, "-c", cf, "-p", ndir)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	p := &rig.Proc{Name: "nginx", Path: bin, Args: []string{"-c", cf, "-p", ndir}, Env: append(os.Environ(), marker), Log: filepath.Join(ndir, "stderr.log")}
+	if err := p.Start(); err != nil {
+		return nil, "", err
 	}
-	p := &proc{cmd: cmd, addr: addr}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return p, nil
+			return p, addr, nil
 		}
 		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("nginx did not listen on %s", addr)
+			p.Stop(15 * time.Second)
+			return nil, "", fmt.Errorf("nginx did not listen on %s: %s", addr, p.LogTail(2000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

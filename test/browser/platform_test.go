@@ -4,16 +4,12 @@
 package browser
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,143 +19,34 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/discovery-platform/discovery/internal/testkit/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/platformtest"
 	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if platformDir != "" {
-		_ = os.RemoveAll(platformDir)
-	}
+	platformtest.Cleanup()
 	build.Cleanup()
 	os.Exit(code)
 }
 
-var (
-	platformOnce sync.Once
-	platformDir  string
-	platformBin  string
-	platformErr  error
-)
-
-// platformBinary builds cmd/platform once per test process, with the
-// process runtime's discovery-supervisor beside it (where the runtime looks
-// for it). Replicas run as other uids when the test runs as root: the
-// directory is theirs to read.
-func platformBinary(t *testing.T) string {
-	platformOnce.Do(func() {
-		if platformDir, platformErr = os.MkdirTemp("", "discovery-browser-"); platformErr != nil {
-			return
-		}
-		if platformErr = os.Chmod(platformDir, 0o755); platformErr != nil {
-			return
-		}
-		out := filepath.Join(platformDir, "platform")
-		if b, err := exec.Command("go", "build", "-o", out, "github.com/discovery-platform/discovery/cmd/platform").CombinedOutput(); err != nil {
-			platformErr = fmt.Errorf("build platform: %v\n%s", err, b)
-			return
-		}
-		if b, err := exec.Command("go", "build", "-o", filepath.Join(platformDir, "discovery-supervisor"), build.SupervisorPackage).CombinedOutput(); err != nil {
-			platformErr = fmt.Errorf("build supervisor: %v\n%s", err, b)
-			return
-		}
-		platformBin = out
-	})
-	require.NoError(t, platformErr)
-	return platformBin
-}
-
 // Platform is one running platform process with its own data dir and ports.
 type Platform struct {
-	t       *testing.T
-	Addr    string // API (and Bridge) host:port
-	Token   string // the bootstrap admin token
-	App     string // the testapp binary, a replica's command
-	logs    bytes.Buffer
-	logsMu  sync.Mutex
-	dataDir string
+	*platformtest.Platform
+	t   *testing.T
+	App string // the testapp binary, a replica's command
 }
 
 // StartPlatform runs the platform and waits until it serves; everything it
-// started is killed at cleanup. A port freeAddr found free can be taken
-// before the platform binds it: then it starts again on fresh ports.
+// started is killed at cleanup.
 func StartPlatform(t *testing.T) *Platform {
-	for attempt := 1; ; attempt++ {
-		p, ok := launchPlatform(t)
-		if ok {
-			return p
-		}
-		p.logsMu.Lock()
-		inUse := strings.Contains(p.logs.String(), "address already in use")
-		p.logsMu.Unlock()
-		if attempt == 3 || !inUse {
-			t.Fatal("the platform exited before it answered /readyz")
-		}
-		t.Logf("attempt %d: a port was taken, starting again on fresh ports", attempt)
-	}
-}
-
-// launchPlatform starts one platform process and reports whether it
-// answered /readyz (false: it exited first).
-func launchPlatform(t *testing.T) (*Platform, bool) {
-	p := &Platform{t: t, App: build.Binary(t), dataDir: traversable(t), Addr: freeAddr(t)}
-	marker := proctest.Marker(t)
-	// Replicas never inherit the platform's environment: the marker that
-	// finds them at cleanup is passed on explicitly.
-	cmd := exec.Command(platformBinary(t), "--addr", p.Addr, "--gateway-addr", freeAddr(t), "--data-dir", p.dataDir,
-		"--probe-interval", "100ms", "--resync", "1s", "--endpoint-rate", "0", "--replica-env", marker)
-	cmd.Env = append(os.Environ(), marker)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.logsMu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.logsMu.Unlock()
-		}
-		_ = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		proctest.KillAll(marker)
-		if t.Failed() {
-			p.logsMu.Lock()
-			t.Logf("platform log:\n%s", p.logs.String())
-			p.logsMu.Unlock()
-		}
-	})
-	exited := false
-	eventually(t, "the platform answers /readyz", 60*time.Second, func() bool {
-		select {
-		case <-done:
-			exited = true
-			return true
-		default:
-		}
-		resp, err := http.Get("http://" + p.Addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	if exited {
-		return p, false
-	}
-	b, err := os.ReadFile(filepath.Join(p.dataDir, "admin.token"))
-	require.NoError(t, err, "the first start writes the admin token")
-	p.Token = strings.TrimSpace(string(b))
-	return p, true
+	p := &Platform{Platform: platformtest.New(t), t: t, App: build.Binary(t)}
+	p.Start()
+	return p
 }
 
 // URL is the platform's base URL.
-func (p *Platform) URL() string { return "http://" + p.Addr }
+func (p *Platform) URL() string { return p.APIURL() }
 
 // Call does an API request under /api/v1 with token and decodes a JSON answer.
 func (p *Platform) Call(token, method, path string, body, out any) int {
@@ -176,7 +63,7 @@ func (p *Platform) Call(token, method, path string, body, out any) int {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.HTTP().Do(req)
 	require.NoError(p.t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -184,33 +71,6 @@ func (p *Platform) Call(token, method, path string, body, out any) int {
 		require.NoError(p.t, json.Unmarshal(b, out), string(b))
 	}
 	return resp.StatusCode
-}
-
-// traversable is a fresh data dir whose ancestors replicas running as other
-// uids can traverse (t.TempDir's own parent is 0700).
-func traversable(t *testing.T) string {
-	d := t.TempDir()
-	require.NoError(t, os.Chmod(filepath.Dir(d), 0o711))
-	return d
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
 }
 
 // chromiumPath finds Debian's chromium; without it the test fails (CI

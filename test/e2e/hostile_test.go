@@ -125,7 +125,7 @@ func TestAHostileReplicaReachesNothing(t *testing.T) {
 		filepath.Join(f.DataDir, "run", "etcd.log"),
 		filepath.Join(victimDir, "log"),
 		filepath.Join(victimDir, "meta.json"),
-		fmt.Sprintf("/proc/%d/environ", f.cmd.Process.Pid),
+		fmt.Sprintf("/proc/%d/environ", f.Process().PID()),
 	}
 	dirs := []string{f.DataDir, filepath.Join(f.DataDir, "replicas"), victimDir, filepath.Join(victimDir, "work"), filepath.Join(f.DataDir, "etcd"), filepath.Join(f.DataDir, "run")}
 	var prev Revision

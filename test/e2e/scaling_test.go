@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
+	"github.com/discovery-platform/discovery/internal/testkit/platformtest"
 	"github.com/discovery-platform/discovery/internal/testkit/proctest"
 )
 
@@ -187,7 +188,7 @@ func TestLeaderFailoverDuringRolloutOrphansNothing(t *testing.T) {
 		t.Skip("failover: skipped with -short")
 	}
 	etcd := etcdtest.Start(t)
-	shared := traversable(t)
+	shared := platformtest.TempDir(t)
 	marker := proctest.Marker(t)
 	t.Cleanup(func() { proctest.KillAll(marker) })
 	var insts []*Framework

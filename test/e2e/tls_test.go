@@ -110,7 +110,8 @@ func TestGameClientsGetWSSEndpointsFromOneCertificate(t *testing.T) {
 	}
 	oldPID := pid()
 	require.NotZero(t, oldPID)
-	require.NoError(t, f.cmd.Process.Signal(syscall.SIGHUP))
+	old := f.Process()
+	require.NoError(t, old.Signal(syscall.SIGHUP))
 	f.Eventually("the upgraded process answers over https", 90*time.Second, func() bool { p := pid(); return p != 0 && p != oldPID })
 	ep, code = f.GetEndpoint("secure")
 	require.Equal(t, 200, code)
@@ -122,10 +123,10 @@ func TestGameClientsGetWSSEndpointsFromOneCertificate(t *testing.T) {
 	echo(t, held, "the wss session held by the old process lives through the upgrade")
 	require.NoError(t, held.Close())
 	select {
-	case <-f.done:
+	case <-old.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the old process did not exit once its last session ended")
 	}
-	f.cmd = nil // the new process is stopped by the framework's cleanup (by its marker)
+	// The new process is stopped by the framework's cleanup (by its marker).
 	assert.Equal(t, int64(102), servedSerial(ca, f.Addr), "the new process loaded the current files")
 }

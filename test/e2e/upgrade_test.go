@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/discovery-platform/discovery/internal/testkit/platformtest"
 )
 
 func buildVersion(t *testing.T, out, version string) {
@@ -59,10 +61,10 @@ func TestSIGHUPUpgradeKeepsProxiedSessions(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "platform")
 	buildVersion(t, bin, "v1")
-	supervisorBeside(t, bin)
+	require.NoError(t, platformtest.SupervisorBeside(bin))
 	f := New(t)
 	f.Binary = bin
-	metrics := "http://" + freeAddr(t) + "/metrics"
+	metrics := "http://" + platformtest.Addr(t) + "/metrics"
 	f.Args = []string{"--metrics-addr", strings.TrimSuffix(strings.TrimPrefix(metrics, "http://"), "/metrics")}
 	f.Start()
 	v, oldPID := f.version()
@@ -78,7 +80,7 @@ func TestSIGHUPUpgradeKeepsProxiedSessions(t *testing.T) {
 
 	buildVersion(t, bin+".new", "v2")
 	require.NoError(t, os.Rename(bin+".new", bin))
-	require.NoError(t, f.cmd.Process.Signal(syscall.SIGHUP))
+	require.NoError(t, f.Process().Signal(syscall.SIGHUP))
 
 	f.Eventually("the new binary answers on the same port", 90*time.Second, func() bool {
 		v, pid := f.version()
@@ -101,11 +103,10 @@ func TestSIGHUPUpgradeKeepsProxiedSessions(t *testing.T) {
 	assert.True(t, f.Alive(), "the old process stays while it holds a session")
 	require.NoError(t, old.close(), "the old session ran to its own end")
 	select {
-	case <-f.done:
+	case <-f.Process().Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the old process did not exit once its last session ended")
 	}
-	f.cmd = nil
 	v, _ = f.version()
 	assert.Equal(t, "v2", v, "the new process serves on")
 	assert.Len(t, f.Running(rev), 1, "the replica lived through the upgrade")

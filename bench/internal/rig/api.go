@@ -9,10 +9,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/discovery-platform/discovery/internal/testkit/platformtest"
 )
 
 // API calls one platform instance's REST API as the bootstrap admin, in the
@@ -48,11 +48,11 @@ func (a *API) url(path string) string { return a.Scheme + "://" + a.Addr + path 
 // LoadToken reads the admin token the platform wrote into its data dir on
 // its first start.
 func (a *API) LoadToken(dataDir string) error {
-	b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+	tok, err := platformtest.ReadToken(dataDir)
 	if err != nil {
-		return fmt.Errorf("admin token: %w", err)
+		return err
 	}
-	a.Token = strings.TrimSpace(string(b))
+	a.Token = tok
 	return nil
 }
 

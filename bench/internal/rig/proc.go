@@ -3,11 +3,10 @@ package rig
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/discovery-platform/discovery/internal/testkit/platformtest"
 )
 
 // Proc is one long-running platform process (a control plane or a gateway)
@@ -25,8 +24,7 @@ type Proc struct {
 	Log string
 
 	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
+	run    *platformtest.Process // the current (or last) process
 	starts int
 	// started is when the current (or last) process was started.
 	started time.Time
@@ -36,52 +34,33 @@ type Proc struct {
 	killed bool
 }
 
-// Start runs the process once; it does not wait for it to serve.
+// Start runs the process once, in a process group of its own (a Ctrl-C at
+// the terminal reaches the program, which then stops everything in order,
+// not the platform behind its back); it does not wait for it to serve.
 func (p *Proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd != nil && !closed(p.done) {
-		return fmt.Errorf("%s already runs (pid %d)", p.Name, p.cmd.Process.Pid)
+	if p.run != nil && !p.run.Exited() {
+		return fmt.Errorf("%s already runs (pid %d)", p.Name, p.run.PID())
 	}
-	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	run, err := platformtest.Command{Path: p.Path, Args: p.Args, Env: p.Env, Log: p.Log, OwnGroup: true}.Start()
 	if err != nil {
-		return err
-	}
-	defer f.Close() // the child has its own copy
-	cmd := exec.Command(p.Path, p.Args...)
-	cmd.Env = p.Env
-	cmd.Stdout, cmd.Stderr = f, f
-	// Its own process group: a Ctrl-C at the terminal reaches the program,
-	// which then stops everything in order, not the platform behind its back.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	p.cmd, p.done = cmd, done
+	p.run = run
 	p.starts++
 	p.started = time.Now()
 	return nil
-}
-
-func closed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }
 
 // PID is the running process's pid, 0 when it does not run.
 func (p *Proc) PID() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil || closed(p.done) {
+	if p.run == nil || p.run.Exited() {
 		return 0
 	}
-	return p.cmd.Process.Pid
+	return p.run.PID()
 }
 
 // Starts counts how many times the process was started.
@@ -102,30 +81,21 @@ func (p *Proc) StartedAt() time.Time {
 // one runs, starts it again after restartIn.
 func (p *Proc) Kill(restartIn time.Duration) {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
+	run := p.run
 	p.delay, p.killed = restartIn, true
 	p.mu.Unlock()
-	if cmd == nil {
-		return
+	if run != nil {
+		run.Kill()
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
 }
 
 // Stop sends SIGTERM and waits up to grace for a clean exit, then SIGKILLs.
 func (p *Proc) Stop(grace time.Duration) {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
+	run := p.run
 	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-done
+	if run != nil {
+		_ = run.Stop(grace)
 	}
 }
 
@@ -136,9 +106,9 @@ func (p *Proc) Stop(grace time.Duration) {
 func (p *Proc) Supervise(ctx context.Context) {
 	for ctx.Err() == nil {
 		p.mu.Lock()
-		done := p.done
+		run := p.run
 		p.mu.Unlock()
-		if done == nil {
+		if run == nil {
 			if err := p.Start(); err != nil {
 				Sleep(ctx, time.Second)
 			}
@@ -147,7 +117,7 @@ func (p *Proc) Supervise(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-done:
+		case <-run.Done():
 		}
 		p.mu.Lock()
 		d := time.Second
@@ -165,13 +135,4 @@ func (p *Proc) Supervise(ctx context.Context) {
 }
 
 // LogTail returns the last n bytes of the process's log, for an error message.
-func (p *Proc) LogTail(n int) string {
-	b, err := os.ReadFile(p.Log)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
+func (p *Proc) LogTail(n int) string { return platformtest.LogTail(p.Log, n) }

@@ -9,42 +9,41 @@ package rig
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/discovery-platform/discovery/internal/testkit/platformtest"
 	"github.com/discovery-platform/discovery/internal/testkit/proctest"
+	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
 )
 
 // Packages the rig builds.
 const (
-	PlatformPackage   = "github.com/discovery-platform/discovery/cmd/platform"
-	SupervisorPackage = "github.com/discovery-platform/discovery/cmd/discovery-supervisor"
-	TestappPackage    = "github.com/discovery-platform/discovery/internal/testkit/testapp"
+	PlatformPackage   = platformtest.Package
+	SupervisorPackage = platformtest.SupervisorPackage
+	TestappPackage    = build.Package
 )
 
 // Build compiles pkg into dir/name with the go command from PATH. Programs
 // under bench/ build without -race: they measure the platform, not the
 // detector, and the detector's memory would swamp the figures. The platform
 // gets the discovery-supervisor binary beside it, where its process runtime
-// looks for it.
+// looks for it (platformtest.Build).
 func Build(dir, pkg, name string) (string, error) {
 	out := filepath.Join(dir, name)
-	b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-	}
+	var err error
 	if pkg == PlatformPackage {
-		if _, err := Build(dir, SupervisorPackage, "discovery-supervisor"); err != nil {
-			return "", err
-		}
+		err = platformtest.Build(out)
+	} else {
+		err = platformtest.GoBuild(out, pkg)
+	}
+	if err != nil {
+		return "", err
 	}
 	return out, nil
 }
@@ -53,16 +52,7 @@ func Build(dir, pkg, name string) (string, error) {
 // runs as root here) traverse dir, and its parent when that is a temporary
 // directory of its own (a test's t.TempDir()): they must reach their working
 // directories inside.
-func OpenToReplicas(dir string) error {
-	if err := os.Chmod(dir, 0o711); err != nil {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if rel, err := filepath.Rel(os.TempDir(), parent); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
-		return os.Chmod(parent, 0o711)
-	}
-	return nil
-}
+func OpenToReplicas(dir string) error { return platformtest.OpenToReplicas(dir) }
 
 // Binaries returns the platform and test app binaries to run: the paths
 // given, or ones built into dir/bin where a path is empty.
@@ -98,14 +88,7 @@ func NewMarker() string {
 func KillAll(marker string) { proctest.KillAll(marker) }
 
 // FreeAddr returns a loopback host:port nothing listens on right now.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func FreeAddr() (string, error) { return platformtest.FreeAddr() }
 
 // Poll calls cond every interval until it returns true, ctx ends or within
 // passes; it reports whether cond held. It is the only way the rig waits for

@@ -218,7 +218,7 @@ func (c *chaos) setup(ctx context.Context) error {
 		}
 		args := append([]string{"--gateway-addr", addr, "--data-dir", filepath.Join(c.dir, name)}, common...)
 		if i == 0 {
-			args = append(args, "--addr", apiAddr, "--resync", "2s", "--endpoint-rate", "0")
+			args = append(args, "--addr", apiAddr, "--resync", "2s", "--endpoint-rate", "0", "--gateway-procs", strconv.Itoa(max(c.cfg.GatewayProcs, 1)))
 		} else {
 			args = append(args, "--role", "gateway")
 		}

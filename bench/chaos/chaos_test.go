@@ -26,7 +26,7 @@ func TestChaosShort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	sum, err := Run(ctx, Config{
-		Iterations: 6, Duration: time.Minute, Clients: 40, Gateways: 1,
+		Iterations: 6, Duration: time.Minute, Clients: 40, Gateways: 1, GatewayProcs: 2,
 		Gap: 3 * time.Second, RolloutEvery: 5 * time.Second, SessionLife: 10 * time.Second,
 		Interval: 250 * time.Millisecond, Grace: 3 * time.Second, Converge: time.Minute,
 		Dir: t.TempDir(), Platform: platform, Testapp: build.Binary(t), Out: rig.TestLog(t),

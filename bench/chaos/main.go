@@ -43,6 +43,9 @@ type Config struct {
 	// Gateways is how many `--role gateway` processes run beside the
 	// platform's own gateway (which dies with the platform).
 	Gateways int
+	// GatewayProcs is the platform's --gateway-procs: processes sharing its
+	// gateway port (its workers drain, not die, when it is killed).
+	GatewayProcs int
 	// Faults names the kinds of fault to inject (empty: every kind): any of
 	// platform, gateway, replica, etcd, etcd+platform; and sabotage, never
 	// chosen by default, which proves the checks can fail (see sabotage).
@@ -79,6 +82,7 @@ func main() {
 	flag.IntVar(&c.Clients, "clients", 100, "players connected at any time")
 	flag.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock; printed)")
 	flag.IntVar(&c.Gateways, "gateways", 1, "extra --role gateway processes beside the platform's own gateway")
+	flag.IntVar(&c.GatewayProcs, "gateway-procs", 2, "the platform's --gateway-procs")
 	faults := flag.String("faults", "", "comma-separated kinds of fault to inject (default: all): platform, gateway, replica, etcd, etcd+platform;\nsabotage (never by default) breaks the promise on purpose, to see the checks fail")
 	flag.DurationVar(&c.Gap, "gap", 4*time.Second, "mean pause between faults")
 	flag.DurationVar(&c.RolloutEvery, "rollout-every", 8*time.Second, "mean time between rollouts")

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/cloudflare/tableflip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -66,6 +68,31 @@ func (m *Main) listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
+// listenGateway opens the gateway's socket; with several gateway processes
+// it has SO_REUSEPORT (see gateways.go).
+func (m *Main) listenGateway(addr string) (net.Listener, error) {
+	if m.Config.GatewayProcs <= 1 {
+		return m.listen(addr)
+	}
+	if m.Upg != nil {
+		if ln, err := m.Upg.Fds.Listener("tcp", addr); err != nil || ln != nil {
+			return ln, err // inherited from the previous process
+		}
+		lc := net.ListenConfig{Control: reusePort}
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.Upg.Fds.AddListener("tcp", addr, ln.(tableflip.Listener)); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		return ln, nil
+	}
+	lc := net.ListenConfig{Control: reusePort}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
 // StopAccepting closes the API and the gateway to new connections; sessions
 // already upgraded stay with the relay.
 func (m *Main) StopAccepting() {
@@ -108,12 +135,22 @@ func (m *Main) stopMetrics() {
 	}
 }
 
-// Drain waits until the relay holds no session, or the bound passes.
+// Drain waits until the relay holds no session, or the bound passes; the
+// gateway workers drain theirs meanwhile, within the same bound.
 func (m *Main) Drain(bound time.Duration) {
+	deadline := time.Now().Add(bound)
+	var wg sync.WaitGroup
+	if m.workers != nil {
+		wg.Go(func() {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			defer cancel()
+			m.workers.stop(ctx)
+		})
+	}
+	defer wg.Wait()
 	if m.relay == nil {
 		return
 	}
-	deadline := time.Now().Add(bound)
 	for m.relay.Len() > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -144,6 +181,11 @@ func (m *Main) Handoff() {
 // open), the reconciler, the session counter and etcd. Replicas keep running.
 func (m *Main) Close() error {
 	m.StopAccepting()
+	if m.workers != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m.workers.stop(ctx)
+		cancel()
+	}
 	var errs []error
 	if m.relay != nil {
 		errs = append(errs, m.relay.Close())

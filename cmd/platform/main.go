@@ -54,13 +54,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "platform:", err)
 		os.Exit(2)
 	}
-	// tableflip hands the listening sockets to a new process on SIGHUP.
-	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: 2 * time.Minute})
-	if err != nil {
-		m.Log.Warn("in-place upgrades unavailable", "err", err)
-	} else {
-		m.Upg = upg
-		defer upg.Stop()
+	// tableflip hands the listening sockets to a new process on SIGHUP. A
+	// gateway worker has none of its own: its parent upgrades.
+	if m.Config.GatewayFD == 0 {
+		upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: 2 * time.Minute})
+		if err != nil {
+			m.Log.Warn("in-place upgrades unavailable", "err", err)
+		} else {
+			m.Upg = upg
+			defer upg.Stop()
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -162,6 +165,11 @@ type Config struct {
 	TLSKey  string
 	// EtcdQuotaBytes is the embedded etcd's space quota (0: etcd's 2 GiB).
 	EtcdQuotaBytes int64
+	// GatewayProcs is how many processes serve the gateway port (this one
+	// and GatewayProcs-1 workers sharing its socket; see gateways.go).
+	GatewayProcs int
+	// GatewayFD, in a worker, is the fd of the socket its parent shares.
+	GatewayFD int
 	// EtcdDefrag is how often etcd is defragmented (0: never); it applies to
 	// an external cluster only with EtcdDefragExternal.
 	EtcdDefrag         time.Duration
@@ -184,6 +192,7 @@ type Main struct {
 	gatewayLn net.Listener
 	metrics   *http.Server
 	metricsLn net.Listener
+	workers   *workers // gateway worker processes (--gateway-procs)
 	relay     *relay.Relay
 	kube      kubernetes.Interface // with --runtime kubernetes
 	certs     *certfile.Reloader   // nil: plain HTTP
@@ -274,6 +283,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
 	uids := fs.String("replica-uids", env("DISCOVERY_REPLICA_UIDS", "auto"), "on the process runtime, run each tenant's replicas as its own unprivileged uid/gid from this range, FIRST-LAST (tenant number n gets FIRST+n); auto = 600000-699999 when the platform runs as root, off otherwise; off = as the platform's user (env DISCOVERY_REPLICA_UIDS)")
 	replicaEnv := fs.String("replica-env", env("DISCOVERY_REPLICA_ENV", ""), "comma-separated KEY=VALUE added to every replica's environment (replicas never inherit the platform's own) (env DISCOVERY_REPLICA_ENV)")
+	fs.IntVar(&c.GatewayProcs, "gateway-procs", int(envFloat("DISCOVERY_GATEWAY_PROCS", 1)), "processes serving the gateway port: this one and N-1 workers sharing its socket (each process holds ~10k sessions under the fd limit); they hand over together on SIGHUP (env DISCOVERY_GATEWAY_PROCS)")
+	fs.IntVar(&c.GatewayFD, "gateway-fd", 0, "internal: a gateway worker's inherited listener fd")
 	fs.StringVar(&c.Supervisor, "supervisor", env("DISCOVERY_SUPERVISOR", ""), "process runtime: the discovery-supervisor binary that holds each replica's output and identity; default: beside this binary, else in $PATH (env DISCOVERY_SUPERVISOR)")
 	fs.DurationVar(&c.Resync, "resync", envDuration("DISCOVERY_RESYNC", 10*time.Second), "full reconcile interval (env DISCOVERY_RESYNC)")
 	fs.StringVar(&c.LogLevel, "log-level", env("DISCOVERY_LOG_LEVEL", "info"), "debug, info, warn or error (env DISCOVERY_LOG_LEVEL)")
@@ -321,6 +332,12 @@ func (m *Main) ParseFlags(args []string) error {
 	if c.EtcdQuotaBytes < 0 || c.EtcdDefrag < 0 {
 		return fmt.Errorf("--etcd-quota-bytes and --etcd-defrag-interval must not be negative")
 	}
+	if c.GatewayProcs < 1 || c.GatewayProcs > 64 {
+		return fmt.Errorf("--gateway-procs %d: want 1-64", c.GatewayProcs)
+	}
+	if c.GatewayFD != 0 && (c.GatewayFD != gatewayWorkerFD || c.Role != "gateway") {
+		return fmt.Errorf("--gateway-fd is set by the platform for its gateway workers only")
+	}
 	if c.Runtime != "process" && c.Runtime != "kubernetes" {
 		return fmt.Errorf("--runtime %q: want process or kubernetes", c.Runtime)
 	}
@@ -351,7 +368,12 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	if c.Role == "all" || c.Role == "gateway" {
-		if m.gatewayLn, err = m.listen(c.GatewayAddr); err != nil {
+		if c.GatewayFD != 0 {
+			m.gatewayLn, err = gatewayListener()
+		} else {
+			m.gatewayLn, err = m.listenGateway(c.GatewayAddr)
+		}
+		if err != nil {
 			return fmt.Errorf("listen %s: %w", c.GatewayAddr, err)
 		}
 	}
@@ -414,6 +436,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 	if c.Role == "all" || c.Role == "gateway" {
 		if err := m.startGateway(routes, counter); err != nil {
+			return err
+		}
+		if err := m.startGatewayWorkers(endpoints); err != nil {
 			return err
 		}
 	}

@@ -127,10 +127,10 @@ func (s *Service) CreateApp(ctx context.Context, tenant string, spec AppSpec) (A
 		}
 		check = func(u Usage) error { return checkApps(t.Quota, u) }
 	}
-	if err := retryConflict(func() error { return s.Store.CreateApp(ctx, a, check) }); err != nil {
+	if err := retryConflict(func() error { return s.Store.CreateApp(ctx, &a, check) }); err != nil {
 		return App{}, err
 	}
-	return s.Store.GetApp(ctx, tenant, a.Name)
+	return a, nil
 }
 
 // retryConflict runs a write again while it loses compare-and-swaps to

@@ -93,8 +93,9 @@ func (s Snapshot) Active() (Revision, bool) {
 }
 
 // CreateApp stores a new app; ErrExists if the name is taken. check (may be
-// nil) sees the tenant's usage in the same transaction.
-func (s *Store) CreateApp(ctx context.Context, a App, check QuotaCheck) error {
+// nil) sees the tenant's usage in the same transaction. It sets the app's
+// ModRevision to the one it was stored at.
+func (s *Store) CreateApp(ctx context.Context, a *App, check QuotaCheck) error {
 	key := s.appKey(a.Tenant, a.Name)
 	val, err := json.Marshal(a)
 	if err != nil {
@@ -129,6 +130,7 @@ func (s *Store) CreateApp(ctx context.Context, a App, check QuotaCheck) error {
 		}
 		return fmt.Errorf("create app %s/%s: %w", a.Tenant, a.Name, ErrConflict)
 	}
+	a.ModRevision = resp.Header.Revision
 	return nil
 }
 

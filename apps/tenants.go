@@ -63,7 +63,23 @@ func (ts *TenantService) FinishDeletions(ctx context.Context) error {
 			continue
 		}
 		u, err := ts.Apps.Store.Usage(ctx, t.Name)
-		if err != nil || u.Apps > 0 {
+		if err != nil {
+			continue
+		}
+		if u.Apps > 0 {
+			// An app created while the deletion began (an instance that
+			// had not heard of it yet) is deleted too.
+			list, err := ts.Apps.Store.ListApps(ctx, t.Name)
+			for _, a := range list {
+				if !a.Deleting {
+					if _, err := ts.Apps.DeleteApp(ctx, t.Name, a.Name); err != nil && !errors.Is(err, ErrNotFound) {
+						return err
+					}
+				}
+			}
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		if ts.OnGone != nil {

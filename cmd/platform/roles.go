@@ -97,7 +97,11 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 		return err
 	}
 	catalog := images.NewStore(cli, c.EtcdPrefix)
-	svc := &apps.Service{Store: store, Tenants: ts, RequireImage: c.Runtime == "kubernetes"}
+	quotas := ts.NewCache(cli, m.Log.With("part", "tenants"))
+	m.goRun(func() { quotas.Run(bg) })
+	// Quota checks read tenants from memory; the usage they guard is compared
+	// in the write's own transaction.
+	svc := &apps.Service{Store: store, Tenants: quotas, RequireImage: c.Runtime == "kubernetes"}
 	if c.Runtime == "process" {
 		// On the process runtime a command runs on this machine: tenants
 		// deploy catalog images; raw commands need the right (authz).
@@ -106,9 +110,8 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 	if svc.Logs, err = m.logReader(); err != nil {
 		return err
 	}
-	ctl := &control{cli: cli, store: store, tenants: ts, quotas: ts.NewCache(cli, m.Log.With("part", "tenants")), svc: svc,
+	ctl := &control{cli: cli, store: store, tenants: ts, quotas: quotas, svc: svc,
 		tenantOps: &apps.TenantService{Apps: svc, Tenants: ts, OnGone: az.DropTenant}, tokens: tokens, sessions: sessions}
-	m.goRun(func() { ctl.quotas.Run(bg) })
 	health := etcdhealth.New(cli, c.EtcdPrefix+"/tenants/"+tenants.Default, time.Second, m.Log.With("part", "etcd"))
 	health.OnRecovered = m.recordOutage(store)
 	m.goRun(func() { health.Run(bg) })

@@ -86,15 +86,19 @@ staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks print figures; they are never timed unit tests.
-# bench/gateway: get-endpoint rate and latency, gateway vs direct echo RTT,
-# memory per idle proxied session (BENCH_CONNS sessions).
+# bench/gateway: one table of the gateway beside nginx and HAProxy (installed
+# from apt when missing) against the same echo replica: added p50/p99 over a
+# direct connection, CPU and system calls (strace) per round trip, KB per idle
+# session at 9900 sessions (what one process holds at the 20000 fd limit), and
+# the ratios to the anchors; in sections of their own, get-endpoint rate,
+# latency and CPU per call, and the autoscaler's answer to a burst.
 # bench/baseline: BENCH_CONNS sessions opened and closed over two gateway
 # processes; fails unless goroutines, fds and live heap return to baseline
 # (a 4000-session version runs in make test); then the same over wss://.
 BENCH_CONNS ?= 10000
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./bench/gateway -conns $(BENCH_CONNS)
+	$(GO) run ./bench/gateway -strace
 	$(GO) run ./bench/baseline -sessions $(BENCH_CONNS)
 	$(GO) run ./bench/baseline -sessions $(BENCH_CONNS) -tls
 

@@ -1,58 +1,91 @@
-// Command gateway-bench measures get-endpoint and the gateway over loopback
-// and prints the figures:
+// Command gateway-bench puts Discovery's gateway beside nginx and HAProxy in
+// one table, measured in the same run against the same echo replica, and
+// prints the figures (never a pass or a fail):
 //
-//   - get-endpoint requests/s and p50/p99 latency;
-//   - WebSocket echo round trip through the gateway against a direct connection
-//     to the same replica, in the same run;
-//   - memory (RSS) per idle proxied WebSocket at -conns connections.
+//   - added round-trip latency over a direct connection (32-byte WebSocket
+//     echoes to internal/testkit/testapp's /ws): -runs runs of -rtts round
+//     trips on each path, the paths' order rotated from run to run so the
+//     machine's noise hits them alike; each run's p50 and p99 minus the direct
+//     path's in that run, and the table shows the median of the runs;
+//   - CPU per round trip of the proxy: utime+stime of the proxy process and its
+//     children (nginx's and HAProxy's workers) from /proc/<pid>/stat, read
+//     around each block of round trips, summed, divided by the round trips;
+//   - with -strace, system calls per relayed frame (two frames per round
+//     trip), from `strace -c -f` attached to the proxy's processes for a
+//     separate block of round trips, with the count of each call;
+//   - KB of RSS per idle session: -conns idle WebSocket sessions held open
+//     through one proxy at a time, the RSS growth of its processes divided by
+//     the sessions. Each proxy is one serving process (nginx worker_processes
+//     1, HAProxy nbthread 1, one `--role gateway` platform process), which at
+//     the fd limit here (20000, 2 per session) holds about 9.9k sessions; the
+//     clients dial from 127.0.0.2-9;
+//   - the ratios of the gateway's (and each anchor's) CPU per round trip,
+//     added p50 and KB per session to nginx's and HAProxy's.
 //
-// It builds and starts the real platform binary (API + reconciler + gateway)
-// on an etcd it embeds, plus -gateways-1 extra gateway processes, because one
-// process here may hold at most 20000 fds and each session costs a gateway two.
-// Everything listens on 127.0.0.1 and is stopped at the end.
+// nginx and HAProxy come from Debian (apt-get install nginx-light haproxy, run
+// here when they are missing; a missing one is reported and skipped). Apart
+// from the table it measures get-endpoint (rate, latency and the platform's
+// CPU per call, with -ep-workers callers) and the autoscaler's answer to a
+// burst of sessions.
+//
+// It builds the real platform binary and runs it on an etcd it embeds: one
+// instance with the API, reconciler and a gateway (get-endpoint, the burst),
+// and one `--role gateway` instance, the gateway under test. Everything
+// listens on loopback and everything it starts is stopped at the end.
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
+	"os/signal"
 	"path/filepath"
-	"sort"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/discovery-platform/discovery/bench/internal/rig"
 	"github.com/discovery-platform/discovery/internal/testkit/etcdtest"
 	"github.com/discovery-platform/discovery/internal/testkit/platformtest"
 )
 
+// config is what the flags ask for.
+type config struct {
+	conns      int
+	replicas   int
+	epDuration time.Duration
+	epWorkers  int
+	rtts       int
+	runs       int
+	strace     bool
+	install    bool
+}
+
 func main() {
-	conns := flag.Int("conns", 10000, "idle WebSocket sessions to hold for the memory figure")
-	gateways := flag.Int("gateways", 2, "gateway processes sharing the sessions (each holds 2 fds per session; the fd limit is 20000)")
-	replicas := flag.Int("replicas", 4, "replicas of the echo app")
-	epDuration := flag.Duration("ep-duration", 5*time.Second, "how long to drive get-endpoint")
-	epWorkers := flag.Int("ep-workers", 16, "concurrent get-endpoint callers")
-	rtts := flag.Int("rtts", 5000, "echo round trips per path")
+	var c config
+	flag.IntVar(&c.conns, "conns", 9900, "idle WebSocket sessions held through each proxy for the memory figure (one proxy process holds ~9.9k at the 20000 fd limit)")
+	flag.IntVar(&c.replicas, "replicas", 4, "replicas of the echo app")
+	flag.DurationVar(&c.epDuration, "ep-duration", 5*time.Second, "how long to drive get-endpoint")
+	flag.IntVar(&c.epWorkers, "ep-workers", 16, "concurrent get-endpoint callers")
+	flag.IntVar(&c.rtts, "rtts", 5000, "echo round trips per path in each run")
+	flag.IntVar(&c.runs, "runs", 5, "runs of -rtts round trips per path, the paths' order rotated each run")
+	flag.BoolVar(&c.strace, "strace", false, "also count system calls per relayed frame with strace -c -f (a separate block of -rtts round trips per proxy)")
+	flag.BoolVar(&c.install, "install", true, "apt-get install nginx-light, haproxy (and strace with -strace) when missing")
 	flag.Parse()
-	if err := run(*conns, *gateways, *replicas, *epDuration, *epWorkers, *rtts); err != nil {
+	if c.rtts < 1 || c.runs < 1 || c.conns < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -rtts and -runs must be positive, -conns not negative")
+		os.Exit(2)
+	}
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtts int) error {
+func run(c config) error {
 	dir, err := os.MkdirTemp("", "discovery-bench-")
 	if err != nil {
 		return err
@@ -61,6 +94,7 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	if err := rig.OpenToReplicas(dir); err != nil {
 		return err
 	}
+	tools := ensureTools(dir, c.strace, c.install)
 	fmt.Println("building platform and echo app...")
 	platform, echo, err := rig.Binaries(dir, "", "")
 	if err != nil {
@@ -73,19 +107,22 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	defer etcd.Stop()
 	marker := rig.NewMarker()
 	defer rig.KillAll(marker)
+	stopOnSignal(marker, etcd, dir)
+	var procs []*rig.Proc // stopped at the end, last started first
+	defer func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].Stop(15 * time.Second)
+		}
+	}()
 
+	// Instance 0 serves the API, the reconciler and a gateway of its own;
+	// instance 1 is only a gateway: the one under test.
 	api, err := rig.FreeAddr()
 	if err != nil {
 		return err
 	}
-	var procs []*rig.Proc
-	var addrs []string // procs' gateway addresses
-	defer func() {
-		for _, p := range procs {
-			p.Stop(15 * time.Second)
-		}
-	}()
-	for i := 0; i < gateways; i++ {
+	var gwAddrs []string
+	for i := 0; i < 2; i++ {
 		gw, err := rig.FreeAddr()
 		if err != nil {
 			return err
@@ -100,19 +137,20 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 		}
 		name := "bench-" + strconv.Itoa(i)
 		p := &rig.Proc{Name: name, Path: platform, Args: args, Env: append(os.Environ(), marker), Log: filepath.Join(dir, name+".log")}
-		if err := p.Start(); err != nil {
+		if err := start(p); err != nil {
 			return err
 		}
-		procs, addrs = append(procs, p), append(addrs, gw)
+		procs, gwAddrs = append(procs, p), append(gwAddrs, gw)
 	}
+	control, gateway := procs[0], procs[1]
 	if err := waitHTTP("http://"+api+"/readyz", 60*time.Second); err != nil {
-		return fmt.Errorf("%w; the platform's log ends:\n%s", err, procs[0].LogTail(3000))
+		return fmt.Errorf("%w; the platform's log ends:\n%s", err, control.LogTail(3000))
 	}
 	if token, err = platformtest.ReadToken(filepath.Join(dir, "data0")); err != nil {
 		return err
 	}
 	base := "http://" + api + "/api/v1/tenants/default/apps"
-	if err := post(base, map[string]any{"name": "echo", "replicas": replicas, "health_path": "/healthz"}); err != nil {
+	if err := post(base, map[string]any{"name": "echo", "replicas": c.replicas, "health_path": "/healthz"}); err != nil {
 		return err
 	}
 	if err := post(base+"/echo/revisions", map[string]any{"command": []string{echo}}); err != nil {
@@ -122,16 +160,17 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	if err := waitHTTP(epURL, 60*time.Second); err != nil {
 		return fmt.Errorf("app never became reachable: %w", err)
 	}
-	for _, gw := range addrs[1:] {
-		if err := waitHTTP("http://"+gw+"/healthz", 30*time.Second); err != nil {
-			return err
-		}
+	if err := waitHTTP("http://"+gwAddrs[1]+"/healthz", 30*time.Second); err != nil {
+		return fmt.Errorf("%w; the gateway's log ends:\n%s", err, gateway.LogTail(3000))
 	}
 
-	fmt.Printf("\n== get-endpoint: %d workers for %s ==\n", epWorkers, epDuration)
-	benchEndpoint(epURL, epWorkers, epDuration)
+	fmt.Printf("\n== configuration ==\n")
+	printConfig(c, tools, gateway)
 
-	fmt.Printf("\n== WebSocket echo round trip, 32 B, %d each, same run ==\n", rtts)
+	fmt.Printf("\n== get-endpoint: %d workers for %s ==\n", c.epWorkers, c.epDuration)
+	benchEndpoint(epURL, c.epWorkers, c.epDuration, control.PID())
+
+	// One endpoint pins one replica: every path below reaches that replica.
 	ep, err := getEndpoint(epURL)
 	if err != nil {
 		return err
@@ -140,390 +179,102 @@ func run(conns, gateways, replicas int, epDuration time.Duration, epWorkers, rtt
 	if err != nil {
 		return err
 	}
-	viaGW := ep.Endpoint + "ws"
-	gw := rttBench(viaGW, rtts)
-	dr := rttBench("ws://"+direct+"/ws", rtts)
-	fmt.Printf("direct   p50 %8s  p99 %8s\n", dr.p50, dr.p99)
-	fmt.Printf("gateway  p50 %8s  p99 %8s  (added p50 %s)\n", gw.p50, gw.p99, gw.p50-dr.p50)
-	if ng, ngAddr, err := startNginx(dir, direct, marker); err != nil {
-		fmt.Println("nginx    skipped:", err)
-	} else {
-		nx := rttBench("ws://"+ngAddr+"/ws", rtts)
-		fmt.Printf("nginx    p50 %8s  p99 %8s  (added p50 %s)\n", nx.p50, nx.p99, nx.p50-dr.p50)
-		ng.Stop(15 * time.Second)
+	fmt.Printf("\n== proxies side by side: WebSocket echo, 32 B, to replica %s at %s ==\n", ep.Replica, direct)
+	paths := []*path{
+		{name: "direct", url: "ws://" + direct + "/ws"},
+		{name: "Discovery gateway", url: rig.Via(ep.Endpoint, gwAddrs[1]) + "ws", proc: gateway, log: gateway.Log},
 	}
-
-	fmt.Printf("\n== autoscaler: a burst of 300 sessions on an app with target 50 ==\n")
-	if err := benchBurst(base, echo, 300); err != nil {
-		return err
-	}
-
-	fmt.Printf("\n== memory per idle proxied WebSocket: %d sessions over %d gateway processes ==\n", conns, gateways)
-	return benchIdle(epURL, procs, addrs, conns)
-}
-
-// token is the bootstrap admin token of the platform under test.
-var token string
-
-func post(url string, body any) error {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		msg, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, msg)
-	}
-	return nil
-}
-
-func waitHTTP(url string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s", url, within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-type endpointAnswer struct {
-	Endpoint string `json:"endpoint"`
-	Replica  string `json:"replica"`
-}
-
-var epClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-
-func getEndpoint(url string) (endpointAnswer, error) {
-	var ep endpointAnswer
-	resp, err := epClient.Get(url)
-	if err != nil {
-		return ep, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return ep, fmt.Errorf("get-endpoint: %d", resp.StatusCode)
-	}
-	return ep, json.NewDecoder(resp.Body).Decode(&ep)
-}
-
-func replicaAddress(url, replica string) (string, error) {
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Revisions []struct {
-			Replicas []struct{ ID, Address string }
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return "", err
-	}
-	for _, r := range out.Revisions {
-		for _, rep := range r.Replicas {
-			if rep.ID == replica {
-				return rep.Address, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("replica %s not listed", replica)
-}
-
-type pct struct{ p50, p99 time.Duration }
-
-func percentiles(d []time.Duration) pct {
-	if len(d) == 0 {
-		return pct{}
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return pct{d[len(d)*50/100], d[len(d)*99/100]}
-}
-
-func benchEndpoint(url string, workers int, dur time.Duration) {
-	var mu sync.Mutex
-	var lat []time.Duration
-	var fails atomic.Int64
-	end := time.Now().Add(dur)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for time.Now().Before(end) {
-				t0 := time.Now()
-				if _, err := getEndpoint(url); err != nil {
-					fails.Add(1)
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	p := percentiles(lat)
-	fmt.Printf("requests %d  failures %d  rate %.0f/s  p50 %s  p99 %s\n", len(lat), fails.Load(),
-		float64(len(lat))/dur.Seconds(), p.p50, p.p99)
-}
-
-func rttBench(url string, n int) pct {
-	c, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		fmt.Println("dial", url, err)
-		return pct{}
-	}
-	defer c.Close()
-	msg := []byte(strings.Repeat("x", 32))
-	lat := make([]time.Duration, 0, n)
-	for i := 0; i < n; i++ {
-		t0 := time.Now()
-		if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
-			break
-		}
-		if _, _, err := c.ReadMessage(); err != nil {
-			break
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	return percentiles(lat)
-}
-
-func threads(pid int) int {
-	ents, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-	return len(ents)
-}
-
-// benchIdle opens conns sessions spread over the gateways (procs, listening
-// on addrs), holds them idle and reports the RSS growth of the gateway
-// processes per session.
-func benchIdle(epURL string, procs []*rig.Proc, addrs []string, conns int) error {
-	before := make([]int, len(procs))
-	for i, p := range procs {
-		before[i] = rig.RSSKB(p.PID())
-	}
-	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 256, WriteBufferSize: 256}
-	held := make([]*websocket.Conn, 0, conns)
-	defer func() {
-		for _, c := range held {
-			_ = c.Close()
-		}
-	}()
-	t0 := time.Now()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	sem := make(chan struct{}, 64)
-	for i := 0; i < conns; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			ep, err := getEndpoint(epURL)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			// Spread the sessions over the gateway processes.
-			u := ep.Endpoint + "ws"
-			if gw := addrs[i%len(addrs)]; gw != "" {
-				u = "ws://" + gw + u[strings.Index(u[len("ws://"):], "/")+len("ws://"):]
-			}
-			c, _, err := dialer.DialContext(context.Background(), u, nil)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}(i)
-	}
-	wg.Wait()
-	fmt.Printf("opened %d sessions (%d failed) in %s\n", len(held), failed.Load(), time.Since(t0).Round(time.Millisecond))
-	time.Sleep(2 * time.Second) // let the gateways settle before reading RSS
-	total := 0
-	for i, p := range procs {
-		after := rig.RSSKB(p.PID())
-		fmt.Printf("gateway %d: RSS %d KB -> %d KB, threads %d\n", i, before[i], after, threads(p.PID()))
-		total += after - before[i]
-	}
-	if len(held) > 0 {
-		fmt.Printf("RSS per idle proxied session: %.2f KB (all gateway processes, %d sessions)\n", float64(total)/float64(len(held)), len(held))
-	}
-	return nil
-}
-
-// startNginx runs Debian's nginx (if installed) on loopback, proxying
-// WebSocket to the replica at upstream: the same echo load, for comparison.
-// It returns nginx's process and address.
-func startNginx(dir, upstream, marker string) (*rig.Proc, string, error) {
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		return nil, "", fmt.Errorf("nginx not installed (apt-get install nginx-light)")
-	}
-	ndir := filepath.Join(dir, "nginx")
-	if err := os.MkdirAll(ndir, 0o755); err != nil {
-		return nil, "", err
-	}
-	addr, err := rig.FreeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	conf := fmt.Sprintf(`worker_processes 1;
-daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fcgi;
-  uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  server {
-    listen %[2]s;
-    location / {
-      proxy_pass http://%[3]s;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_read_timeout 3600s;
-    }
-  }
-}
-`, ndir, addr, upstream)
-	cf := filepath.Join(ndir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		return nil, "", err
-	}
-	p := &rig.Proc{Name: "nginx", Path: bin, Args: []string{"-c", cf, "-p", ndir}, Env: append(os.Environ(), marker), Log: filepath.Join(ndir, "stderr.log")}
-	if err := p.Start(); err != nil {
-		return nil, "", err
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return p, addr, nil
-		}
-		if time.Now().After(deadline) {
-			p.Stop(15 * time.Second)
-			return nil, "", fmt.Errorf("nginx did not listen on %s: %s", addr, p.LogTail(2000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// benchBurst opens n sessions at once on an autoscaled app and reports how
-// long until the replicas the autoscaler wants are ready.
-func benchBurst(base, echo string, n int) error {
-	if err := post(base, map[string]any{"name": "burst", "health_path": "/healthz", "target_sessions": 50, "max_sessions": 60,
-		"min_replicas": 1, "max_replicas": 8, "scale_down_delay": "5s"}); err != nil {
-		return err
-	}
-	if err := post(base+"/burst/revisions", map[string]any{"command": []string{echo}}); err != nil {
-		return err
-	}
-	epURL := base + "/burst/endpoint"
-	if err := waitHTTP(epURL, 60*time.Second); err != nil {
-		return err
-	}
-	want := (n + 49) / 50
-	t0 := time.Now()
-	var mu sync.Mutex
-	var held []*websocket.Conn
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ep, err := getEndpoint(epURL)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			c, _, err := websocket.DefaultDialer.Dial(ep.Endpoint+"ws", nil)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	connected := time.Since(t0)
-	for time.Since(t0) < 60*time.Second {
-		if ready, _ := readyReplicas(base + "/burst/revisions"); ready >= want {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	ready, _ := readyReplicas(base + "/burst/revisions")
-	fmt.Printf("%d sessions connected in %s (%d failed); %d ready replicas (want %d) %s after the burst began\n",
-		len(held), connected.Round(time.Millisecond), failed.Load(), ready, want, time.Since(t0).Round(time.Millisecond))
-	for _, c := range held {
-		_ = c.Close()
-	}
-	return nil
-}
-
-func readyReplicas(url string) (int, error) {
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Revisions []struct {
-			State    string
-			Replicas []struct{ State string }
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, r := range out.Revisions {
-		if r.State != "active" {
+	for _, a := range []struct {
+		name  string
+		bin   string
+		start func(bin, dir, upstream, marker string, conns int) (*rig.Proc, string, error)
+	}{{"nginx", tools.nginx, startNginx}, {"HAProxy", tools.haproxy, startHAProxy}} {
+		p := &path{name: a.name}
+		paths = append(paths, p)
+		if a.bin == "" {
+			p.skip = "anchor missing: not installed"
+			fmt.Printf("%s: anchor missing (not installed); its row stays empty\n", a.name)
 			continue
 		}
-		for _, rep := range r.Replicas {
-			if rep.State == "ready" {
-				n++
+		proc, addr, err := a.start(a.bin, dir, direct, marker, c.conns)
+		if err != nil {
+			p.skip = "anchor missing: " + err.Error()
+			fmt.Printf("%s: anchor missing: %v\n", a.name, err)
+			continue
+		}
+		procs = append(procs, proc)
+		p.proc, p.url, p.log = proc, "ws://"+addr+"/ws", proc.Log
+	}
+	compare(paths, c, tools.strace, dir, marker, replicaPID(marker, ep.Replica))
+
+	fmt.Printf("\n== autoscaler: a burst of 300 sessions on an app with target 50 ==\n")
+	return benchBurst(base, echo, 300)
+}
+
+// started lists every process the run starts, for stopOnSignal: nginx writes
+// its process title over its environment, so the marker does not find it.
+var started struct {
+	sync.Mutex
+	procs []*rig.Proc
+}
+
+// start starts p and notes it in started.
+func start(p *rig.Proc) error {
+	started.Lock()
+	started.procs = append(started.procs, p)
+	started.Unlock()
+	return p.Start()
+}
+
+// stopOnSignal makes a Ctrl-C or a SIGTERM stop everything the run started
+// (all of it carries the marker, or shares a process group with something
+// that does: nginx's worker) before the program leaves; the processes run in
+// groups of their own and would not get the terminal's signal.
+func stopOnSignal(marker string, etcd *etcdtest.Etcd, dir string) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-ch
+		fmt.Fprintf(os.Stderr, "\n%s: stopping everything this run started\n", sig)
+		started.Lock()
+		for _, p := range started.procs {
+			if pid := p.PID(); pid > 0 {
+				_ = syscall.Kill(-pid, syscall.SIGKILL) // its group: nginx's worker too
+				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
+		rig.KillAll(marker)
+		etcd.Stop()
+		_ = os.RemoveAll(dir)
+		os.Exit(130)
+	}()
+}
+
+// printConfig prints what the figures depend on.
+func printConfig(c config, t tools, gateway *rig.Proc) {
+	host, _ := os.Hostname()
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	fmt.Printf("machine      %s, %d CPUs, kernel %s, %s\n", host, runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version())
+	env := os.Getenv("GOMAXPROCS")
+	if env == "" {
+		env = "unset"
 	}
-	return n, nil
+	fmt.Printf("GOMAXPROCS   %d in this client; $GOMAXPROCS %s, inherited by the platform processes (Go's default there too)\n", runtime.GOMAXPROCS(0), env)
+	fmt.Printf("gateway      the platform binary, --role gateway: pid %d, %d process(es), %d threads\n",
+		gateway.PID(), len(tree(gateway.PID())), threads(gateway.PID()))
+	fmt.Printf("nginx        %s\n", orMissing(t.nginxVersion))
+	fmt.Printf("HAProxy      %s\n", orMissing(t.haproxyVersion))
+	if c.strace {
+		fmt.Printf("strace       %s\n", orMissing(t.straceVersion))
+	}
+	fmt.Printf("round trips  %d per path per run, %d runs, 32-byte binary messages, one connection per path\n", c.rtts, c.runs)
+	fmt.Printf("sessions     %d idle per proxy, one proxy at a time, clients dialling from 127.0.0.2-%d\n", c.conns, 1+len(sources))
+	fmt.Printf("fd limit     %s\n", fdLimit())
+}
+
+func orMissing(s string) string {
+	if s == "" {
+		return "missing (its row stays empty)"
+	}
+	return s
 }

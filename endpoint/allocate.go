@@ -64,9 +64,9 @@ type Allocator struct {
 	// Notify, if set, is told at once of an app waiting for a replica to
 	// start (the leader's reconciler, in this process); other instances hear
 	// of it through the counts, published at once.
-	Notify func(apps.Ref)
-	mu        sync.Mutex
-	byClient  map[string][]time.Time // reservation expiries per client address
+	Notify   func(apps.Ref)
+	mu       sync.Mutex
+	byClient map[string][]time.Time // reservation expiries per client address
 }
 
 // NewAllocator returns an allocator handing out URLs under publicURL (e.g.

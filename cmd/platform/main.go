@@ -170,6 +170,10 @@ type Config struct {
 	GatewayProcs int
 	// GatewayFD, in a worker, is the fd of the socket its parent shares.
 	GatewayFD int
+	// RelayWait is how the gateway's relay loops wait for sockets: parked
+	// (in Go's netpoller), blocking (a thread each in epoll_wait) or auto
+	// (blocking in a --role gateway process, parked beside the API).
+	RelayWait string
 	// EtcdDefrag is how often etcd is defragmented (0: never); it applies to
 	// an external cluster only with EtcdDefragExternal.
 	EtcdDefrag         time.Duration
@@ -285,6 +289,7 @@ func (m *Main) ParseFlags(args []string) error {
 	replicaEnv := fs.String("replica-env", env("DISCOVERY_REPLICA_ENV", ""), "comma-separated KEY=VALUE added to every replica's environment (replicas never inherit the platform's own) (env DISCOVERY_REPLICA_ENV)")
 	fs.IntVar(&c.GatewayProcs, "gateway-procs", int(envFloat("DISCOVERY_GATEWAY_PROCS", 1)), "processes serving the gateway port: this one and N-1 workers sharing its socket (each process holds ~10k sessions under the fd limit); they hand over together on SIGHUP (env DISCOVERY_GATEWAY_PROCS)")
 	fs.IntVar(&c.GatewayFD, "gateway-fd", 0, "internal: a gateway worker's inherited listener fd")
+	fs.StringVar(&c.RelayWait, "relay-wait", env("DISCOVERY_RELAY_WAIT", "auto"), "how relay loops wait for sessions' sockets: blocking (one thread each in epoll_wait: less CPU per frame where the process only relays), parked (in Go's netpoller: does not delay the API's goroutines) or auto (blocking in --role gateway processes and gateway workers, parked otherwise) (env DISCOVERY_RELAY_WAIT)")
 	fs.StringVar(&c.Supervisor, "supervisor", env("DISCOVERY_SUPERVISOR", ""), "process runtime: the discovery-supervisor binary that holds each replica's output and identity; default: beside this binary, else in $PATH (env DISCOVERY_SUPERVISOR)")
 	fs.DurationVar(&c.Resync, "resync", envDuration("DISCOVERY_RESYNC", 10*time.Second), "full reconcile interval (env DISCOVERY_RESYNC)")
 	fs.StringVar(&c.LogLevel, "log-level", env("DISCOVERY_LOG_LEVEL", "info"), "debug, info, warn or error (env DISCOVERY_LOG_LEVEL)")
@@ -334,6 +339,11 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if c.GatewayProcs < 1 || c.GatewayProcs > 64 {
 		return fmt.Errorf("--gateway-procs %d: want 1-64", c.GatewayProcs)
+	}
+	switch c.RelayWait {
+	case "auto", "blocking", "parked":
+	default:
+		return fmt.Errorf("--relay-wait %q: want auto, blocking or parked", c.RelayWait)
 	}
 	if c.GatewayFD != 0 && (c.GatewayFD != gatewayWorkerFD || c.Role != "gateway") {
 		return fmt.Errorf("--gateway-fd is set by the platform for its gateway workers only")

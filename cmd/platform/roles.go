@@ -31,7 +31,8 @@ import (
 func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) error {
 	// A peer that half-closes and then goes silent is cut after 10s, so it
 	// cannot hold a session (and its count) forever.
-	rl, err := relay.New(relay.Config{HalfCloseTimeout: 10 * time.Second})
+	blocking := m.Config.RelayWait == "blocking" || m.Config.RelayWait == "auto" && m.Config.Role == "gateway"
+	rl, err := relay.New(relay.Config{HalfCloseTimeout: 10 * time.Second, BlockingWait: blocking})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}

@@ -2,12 +2,12 @@ package process
 
 import (
 	"context"
-	"time"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/discovery-platform/discovery/apps"
 )

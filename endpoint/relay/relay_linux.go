@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -31,8 +32,10 @@ import (
 //   - All reads, writes, shutdowns and closes of a loop's fds happen on that
 //     loop's goroutine; other goroutines talk to it through adds/stopping + an eventfd.
 //   - Go's own netpoller still has the fds registered (edge-triggered); nobody
-//     waits on them there, so its events are ignored by the runtime.
-//   - Waiting: a loop goroutine does not sit in a blocking epoll_wait. In Go a
+//     waits on them there, so its events are ignored by the runtime. (Taking
+//     them out, by dup + Close, was tried: strace counted the same system
+//     calls per frame in both wait modes, so it is not done.)
+//   - Waiting (default): a loop goroutine does not sit in a blocking epoll_wait. In Go a
 //     blocking syscall keeps its P (in _Psyscall) until sysmon retakes it (20 us
 //     to 10 ms later); with Loops == GOMAXPROCS every P can be captured that way
 //     and readied goroutines (the echo server, the HTTP side of the gateway) wait
@@ -43,6 +46,14 @@ import (
 //     With edge triggering a batch of fewer than maxEvents events empties the
 //     ready list, so the loop parks right after it: per relayed message one
 //     epoll_wait, one read, one write (and the netpoller's own wait).
+//   - Waiting with Config.BlockingWait: the loop locks its OS thread and
+//     blocks in epoll_wait(-1), as gnet/evio do. In a process that does little
+//     else (a --role gateway process, bench/gateway on 2 CPUs, 2 loops) that
+//     costs less: 42-45 us of CPU per echo round trip instead of 64 (nginx
+//     33-40), added p50 46-60 us instead of 107 (nginx 95), though strace
+//     counts more system calls per frame (6.4 instead of 4.3: sysmon's
+//     nanosleep, retaking the Ps the loops hold). With an API in the same
+//     process the held Ps delay its goroutines, as measured above.
 
 const (
 	maxEvents        = 256
@@ -229,13 +240,13 @@ func (l *loop) stop() {
 // epoll_wait: the epoll fd is itself pollable, so it is registered with Go's
 // netpoller (os.NewFile on a non-blocking fd) and the goroutine parks there
 // whenever a non-blocking epoll_wait finds nothing ready. Blocking in
-// epoll_wait (as gnet/evio do) is the fallback if that registration fails;
-// the notes at the top of this file say why it is not the default.
+// epoll_wait (as gnet/evio do) is Config.BlockingWait, and the fallback if
+// that registration fails; the notes at the top of this file weigh the two.
 func (l *loop) run() {
 	defer l.r.loopWG.Done()
 	f := os.NewFile(uintptr(l.epfd), "relay-epoll") // owns epfd from here on
 	defer f.Close()
-	if rc, err := f.SyscallConn(); err == nil && !blockingWait {
+	if rc, err := f.SyscallConn(); err == nil && !l.r.blocking {
 		stopped := false
 		err = rc.Read(func(uintptr) bool {
 			for {
@@ -257,7 +268,10 @@ func (l *loop) run() {
 			return
 		}
 	}
-	for { // fallback: block this goroutine's thread in epoll_wait
+	// BlockingWait, or the fallback: block this goroutine's thread in
+	// epoll_wait. The thread is the loop's alone; it ends with the goroutine.
+	runtime.LockOSThread()
+	for {
 		timeout := -1
 		if len(l.busy) > 0 {
 			timeout = 0
@@ -286,9 +300,6 @@ func (l *loop) pumpBusy() bool {
 	}
 	return len(l.busy) > 0
 }
-
-// blockingWait forces the epoll_wait(-1) fallback (tests).
-var blockingWait = false
 
 func (l *loop) wait(msec int) int {
 	for {

@@ -720,13 +720,11 @@ func TestPipeFallback(t *testing.T) {
 	require.Zero(t, r.Len())
 }
 
-func TestBlockingWaitFallback(t *testing.T) {
-	blockingWait = true
-	t.Cleanup(func() { blockingWait = false })
+func TestBlockingWait(t *testing.T) {
 	l := newListener(t)
 	s1, s2 := newSession(t, l), newSession(t, l)
 	baseG := runtime.NumGoroutine()
-	r := newRelay(t, Config{Loops: 2})
+	r := newRelay(t, Config{Loops: 2, BlockingWait: true})
 	s1.splice(t, r, nil, nil)
 	s2.splice(t, r, []byte("p:"), nil)
 	for i := range 20 {

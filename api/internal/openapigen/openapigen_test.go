@@ -22,6 +22,13 @@ const (
 	green color = "green"
 )
 
+// The generator reads the constants and the unexported field from the
+// source; these keep the compiler's view of them in use.
+var (
+	_ = []color{red, green}
+	_ = sample{hidden: ""}
+)
+
 type inner struct {
 	// Depth is shadowed by the outer field of the same name.
 	Depth int    `json:"depth"`
@@ -91,9 +98,8 @@ func TestSchemaFollowsEncodingJSON(t *testing.T) {
 	for k := range written {
 		want = append(want, k)
 	}
-	for _, k := range []string{"optional", "zero", "opt_ptr", "children", "set"} {
-		want = append(want, k) // omitted from a zero value, documented all the same
-	}
+	// Omitted from a zero value, documented all the same.
+	want = append(want, "optional", "zero", "opt_ptr", "children", "set")
 	assert.ElementsMatch(t, want, keys)
 
 	assert.Equal(t, "Sample is every rule at once. Its wanted field is written as wanted.", sch["description"],

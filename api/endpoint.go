@@ -55,7 +55,12 @@ func (s *Server) answerEndpoint(c *fiber.Ctx, tenant, app string) error {
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(ep)
+	b, err := ep.JSON()
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(b)
 }
 
 type holdRequest struct {

@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -30,6 +31,11 @@ var endpointLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
 	Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .05, .25, 1, 5, 30},
 }, []string{"outcome"})
 
+var (
+	latencyOK    = endpointLatency.WithLabelValues("ok")
+	latencyError = endpointLatency.WithLabelValues("error")
+)
+
 // Endpoint is get-endpoint's answer: where one client should connect.
 type Endpoint struct {
 	// Endpoint is the WebSocket URL (ws:// or wss://) pinning tenant, app,
@@ -41,7 +47,27 @@ type Endpoint struct {
 	Revision  string `json:"revision"`
 	Replica   string `json:"replica"`
 	ExpiresIn int    `json:"expires_in"`
+
+	encoded []byte // this answer as JSON, cached by the allocator
 }
+
+// JSON returns the answer encoded as JSON.
+func (e Endpoint) JSON() ([]byte, error) {
+	if e.encoded != nil {
+		return e.encoded, nil
+	}
+	return json.Marshal(e)
+}
+
+// answerKey names a cached answer: one replica under one reservation TTL.
+type answerKey struct {
+	r   apps.ReplicaID
+	ttl time.Duration
+}
+
+// maxAnswers bounds the allocator's cache of encoded answers; past it the
+// cache starts over (answers of gone replicas leave with it).
+const maxAnswers = 16384
 
 // Allocator answers get-endpoint from memory: the watch-fed route table and
 // session counts. It reserves a place on the chosen replica in the local
@@ -67,6 +93,9 @@ type Allocator struct {
 	Notify   func(apps.Ref)
 	mu       sync.Mutex
 	byClient map[string][]time.Time // reservation expiries per client address
+	answers  map[answerKey]Endpoint // encoded answers, guarded by mu
+	ids      []apps.ReplicaID       // try's scratch, guarded by mu
+	loads    []int                  // try's scratch, guarded by mu
 }
 
 // NewAllocator returns an allocator handing out URLs under publicURL (e.g.
@@ -91,11 +120,11 @@ func (a *Allocator) Get(ctx context.Context, client, tenant, app string) (ep End
 	}
 	start := time.Now()
 	defer func() {
-		outcome := "ok"
 		if err != nil {
-			outcome = "error"
+			latencyError.Observe(time.Since(start).Seconds())
+		} else {
+			latencyOK.Observe(time.Since(start).Seconds())
 		}
-		endpointLatency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	}()
 	var demand *apps.ReplicaID
 	defer func() {
@@ -103,9 +132,14 @@ func (a *Allocator) Get(ctx context.Context, client, tenant, app string) (ep End
 			a.counter.Release(*demand)
 		}
 	}()
-	deadline := time.Now().Add(a.ColdStart)
+	var deadline time.Time
 	for {
-		changed := a.routes.Changed()
+		// Once waiting, a change of the table is what may help: take its
+		// signal before looking, so none is missed.
+		var changed <-chan struct{}
+		if demand != nil {
+			changed = a.routes.Changed()
+		}
 		ep, canGrow, err := a.try(tenant, app)
 		if err == nil || !canGrow || !errors.Is(err, ErrNoCapacity) && !errors.Is(err, ErrNotServing) {
 			return ep, err
@@ -120,6 +154,8 @@ func (a *Allocator) Get(ctx context.Context, client, tenant, app string) (ep End
 			if a.Notify != nil {
 				a.Notify(apps.Ref{Tenant: tenant, App: app})
 			}
+			deadline = start.Add(a.ColdStart)
+			continue
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
@@ -192,8 +228,10 @@ func (a *Allocator) try(tenant, app string) (Endpoint, bool, error) {
 		r    *Route
 		load int
 	}
-	var cands []cand
-	ready, running := 0, 0
+	// The ready replicas' loads, read under one lock of each table.
+	ids := a.ids[:0]
+	var readyRoutes []*Route
+	running := 0
 	for i := range ar.Replicas {
 		r := &ar.Replicas[i]
 		if r.Revision != ar.Active || !r.Routable() {
@@ -203,9 +241,15 @@ func (a *Allocator) try(tenant, app string) (Endpoint, bool, error) {
 		if r.State != apps.ReplicaReady {
 			continue
 		}
-		ready++
-		load := a.sessions.Load(apps.ReplicaID{Tenant: r.Tenant, App: r.App, Revision: r.Revision, Replica: r.Replica})
-		if hard == 0 || load < hard {
+		readyRoutes = append(readyRoutes, r)
+		ids = append(ids, apps.ReplicaID{Tenant: r.Tenant, App: r.App, Revision: r.Revision, Replica: r.Replica})
+	}
+	a.ids = ids
+	a.loads = a.sessions.Loads(ids, a.loads[:0])
+	ready := len(readyRoutes)
+	cands := make([]cand, 0, ready)
+	for i, r := range readyRoutes {
+		if load := a.loads[i]; hard == 0 || load < hard {
 			cands = append(cands, cand{r, load})
 		}
 	}
@@ -235,8 +279,27 @@ func (a *Allocator) try(tenant, app string) (Endpoint, bool, error) {
 	}
 	best := cands[pick].r
 	ttl := ar.App.Reservation()
-	a.counter.Reserve(apps.ReplicaID{Tenant: best.Tenant, App: best.App, Revision: best.Revision, Replica: best.Replica}, ttl)
-	return a.endpointFor(*best, ttl), false, nil
+	id := apps.ReplicaID{Tenant: best.Tenant, App: best.App, Revision: best.Revision, Replica: best.Replica}
+	a.counter.Reserve(id, ttl)
+	return a.answer(id, *best, ttl), false, nil
+}
+
+// answer returns the endpoint of a replica with its JSON, from the cache;
+// mu held.
+func (a *Allocator) answer(id apps.ReplicaID, r Route, ttl time.Duration) Endpoint {
+	k := answerKey{id, ttl}
+	if ep, ok := a.answers[k]; ok {
+		return ep
+	}
+	if a.answers == nil || len(a.answers) >= maxAnswers {
+		a.answers = map[answerKey]Endpoint{}
+	}
+	ep := a.endpointFor(r, ttl)
+	if b, err := json.Marshal(ep); err == nil {
+		ep.encoded = b
+	}
+	a.answers[k] = ep
+	return ep
 }
 
 func (a *Allocator) endpointFor(r Route, ttl time.Duration) Endpoint {

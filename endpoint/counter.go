@@ -50,13 +50,82 @@ type Counter struct {
 	// kick asks for a publish now rather than at the next tick.
 	kick chan struct{}
 
-	mu    sync.Mutex
-	conns map[apps.ReplicaID]int
-	// resv holds reservation expiry times per replica, oldest first.
-	resv map[apps.ReplicaID][]time.Time
+	mu sync.Mutex
+	// loads holds the replicas with sessions or reservations.
+	loads map[apps.ReplicaID]*replicaLoad
 	// byRev indexes the replicas with sessions or reservations by revision
 	// key, so a revision's load is summed over its own replicas only.
 	byRev map[string]map[apps.ReplicaID]struct{}
+}
+
+// replicaLoad is one replica's local load.
+type replicaLoad struct {
+	conns int
+	resv  reservations
+}
+
+// reservations holds a replica's reservation expiries, oldest first, in
+// buckets of resvGrain: a burst of get-endpoint calls costs one bucket, not
+// an entry each, so the memory is bounded by the TTL, not the call rate.
+type reservations struct {
+	buckets []resvBucket
+	n       int
+}
+
+type resvBucket struct {
+	until time.Time
+	n     int
+}
+
+// resvGrain is how much later than asked a reservation may expire.
+const resvGrain = 10 * time.Millisecond
+
+func (q *reservations) add(until time.Time) {
+	if k := len(q.buckets); k > 0 && !until.After(q.buckets[k-1].until) {
+		// Within the newest bucket's grain, or an earlier expiry (the
+		// app's TTL shrank): it lasts as long as the newest.
+		q.buckets[k-1].n++
+	} else {
+		q.buckets = append(q.buckets, resvBucket{until: until.Add(resvGrain - 1).Truncate(resvGrain), n: 1})
+	}
+	q.n++
+}
+
+// takeOldest consumes the reservation that expires first.
+func (q *reservations) takeOldest() {
+	if q.n == 0 {
+		return
+	}
+	q.n--
+	if q.buckets[0].n--; q.buckets[0].n == 0 {
+		q.buckets = q.buckets[1:]
+	}
+}
+
+// takeNewest drops the reservation made last.
+func (q *reservations) takeNewest() {
+	if q.n == 0 {
+		return
+	}
+	q.n--
+	k := len(q.buckets) - 1
+	if q.buckets[k].n--; q.buckets[k].n == 0 {
+		q.buckets = q.buckets[:k]
+	}
+}
+
+// expire drops the reservations expired at now.
+func (q *reservations) expire(now time.Time) {
+	i := 0
+	for i < len(q.buckets) && !q.buckets[i].until.After(now) {
+		q.n -= q.buckets[i].n
+		i++
+	}
+	if i == len(q.buckets) {
+		q.buckets = nil // let a long queue's array go
+	} else if i > 0 {
+		q.buckets = q.buckets[i:]
+	}
 }
 
 // CounterConfig tunes a Counter.
@@ -83,20 +152,24 @@ func NewCounter(cli *clientv3.Client, cfg CounterConfig) *Counter {
 	}
 	return &Counter{cli: cli, prefix: path.Join(strings.TrimSuffix(cfg.Prefix, "/"), "sessions", cfg.Instance) + "/",
 		Instance: cfg.Instance, ttl: cfg.LeaseTTL, tick: cfg.Tick, log: cfg.Logger, now: time.Now, kick: make(chan struct{}, 1),
-		conns: map[apps.ReplicaID]int{}, resv: map[apps.ReplicaID][]time.Time{}, byRev: map[string]map[apps.ReplicaID]struct{}{}}
+		loads: map[apps.ReplicaID]*replicaLoad{}, byRev: map[string]map[apps.ReplicaID]struct{}{}}
 }
 
 // Reserve holds a place on a replica for a client that was just given its
 // endpoint, until it connects or ttl passes.
 func (c *Counter) Reserve(r apps.ReplicaID, ttl time.Duration) {
 	c.mu.Lock()
-	c.resv[r] = append(c.resv[r], c.now().Add(ttl))
-	c.index(r)
+	c.entry(r).resv.add(c.now().Add(ttl))
 	c.mu.Unlock()
 }
 
-// index notes that r has a load; mu held.
-func (c *Counter) index(r apps.ReplicaID) {
+// entry returns r's load, made and indexed if r had none; mu held.
+func (c *Counter) entry(r apps.ReplicaID) *replicaLoad {
+	if l := c.loads[r]; l != nil {
+		return l
+	}
+	l := &replicaLoad{}
+	c.loads[r] = l
 	k := revKey(r.Tenant, r.App, r.Revision)
 	m := c.byRev[k]
 	if m == nil {
@@ -104,13 +177,21 @@ func (c *Counter) index(r apps.ReplicaID) {
 		c.byRev[k] = m
 	}
 	m[r] = struct{}{}
+	return l
 }
 
-// unindex forgets r once it has no load left; mu held.
-func (c *Counter) unindex(r apps.ReplicaID) {
-	if c.conns[r] > 0 || len(c.resv[r]) > 0 {
-		return
+// current returns r's load with expired reservations dropped, and forgets r
+// if nothing is left (nil then); mu held.
+func (c *Counter) current(r apps.ReplicaID) *replicaLoad {
+	l := c.loads[r]
+	if l == nil {
+		return nil
 	}
+	l.resv.expire(c.now())
+	if l.conns > 0 || l.resv.n > 0 {
+		return l
+	}
+	delete(c.loads, r)
 	k := revKey(r.Tenant, r.App, r.Revision)
 	if m := c.byRev[k]; m != nil {
 		delete(m, r)
@@ -118,19 +199,27 @@ func (c *Counter) unindex(r apps.ReplicaID) {
 			delete(c.byRev, k)
 		}
 	}
+	return nil
+}
+
+func (l *replicaLoad) load() Load {
+	if l == nil {
+		return Load{}
+	}
+	return Load{Connections: l.conns, Reservations: l.resv.n}
 }
 
 // Revision returns this instance's current load on a revision's replicas.
 func (c *Counter) Revision(tenant, app, rev string) Load {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var l Load
+	var sum Load
 	for r := range c.byRev[revKey(tenant, app, rev)] {
-		c.expire(r)
-		l.Connections += c.conns[r]
-		l.Reservations += len(c.resv[r])
+		l := c.current(r).load()
+		sum.Connections += l.Connections
+		sum.Reservations += l.Reservations
 	}
-	return l
+	return sum
 }
 
 // Kick publishes the counts now instead of at the next tick (a cold-start
@@ -146,13 +235,10 @@ func (c *Counter) Kick() {
 // served or gave up).
 func (c *Counter) Release(r apps.ReplicaID) {
 	c.mu.Lock()
-	if q := c.resv[r]; len(q) > 0 {
-		c.resv[r] = q[:len(q)-1]
-		if len(q) == 1 {
-			delete(c.resv, r)
-		}
+	if l := c.loads[r]; l != nil {
+		l.resv.takeNewest()
+		c.current(r)
 	}
-	c.unindex(r)
 	c.mu.Unlock()
 }
 
@@ -161,15 +247,10 @@ func (c *Counter) Release(r apps.ReplicaID) {
 func (c *Counter) Connect(r apps.ReplicaID) {
 	gatewayConnections.Inc()
 	c.mu.Lock()
-	c.conns[r]++
-	c.index(r)
-	c.expire(r)
-	if q := c.resv[r]; len(q) > 0 {
-		c.resv[r] = q[1:]
-		if len(q) == 1 {
-			delete(c.resv, r)
-		}
-	}
+	l := c.entry(r)
+	l.conns++
+	l.resv.expire(c.now())
+	l.resv.takeOldest()
 	c.mu.Unlock()
 }
 
@@ -177,54 +258,42 @@ func (c *Counter) Connect(r apps.ReplicaID) {
 func (c *Counter) Disconnect(r apps.ReplicaID) {
 	gatewayConnections.Dec()
 	c.mu.Lock()
-	if c.conns[r]--; c.conns[r] <= 0 {
-		delete(c.conns, r)
+	if l := c.loads[r]; l != nil && l.conns > 0 {
+		l.conns--
 	}
-	c.expire(r)
-	c.unindex(r)
+	c.current(r)
 	c.mu.Unlock()
-}
-
-// expire drops a replica's expired reservations; called with mu held.
-func (c *Counter) expire(r apps.ReplicaID) {
-	q := c.resv[r]
-	now := c.now()
-	i := 0
-	for i < len(q) && !q[i].After(now) {
-		i++
-	}
-	switch {
-	case i == len(q):
-		delete(c.resv, r)
-		c.unindex(r)
-	case i > 0:
-		c.resv[r] = q[i:]
-	}
 }
 
 // Local returns this instance's current load on a replica.
 func (c *Counter) Local(r apps.ReplicaID) Load {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expire(r)
-	return Load{Connections: c.conns[r], Reservations: len(c.resv[r])}
+	return c.current(r).load()
+}
+
+// addTotals adds the current local load of each of ids to totals.
+func (c *Counter) addTotals(ids []apps.ReplicaID, totals []int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for i, r := range ids {
+		if l := c.loads[r]; l != nil {
+			l.resv.expire(now)
+			totals[i] += l.conns + l.resv.n
+		}
+	}
 }
 
 // Snapshot returns every non-zero local load.
 func (c *Counter) Snapshot() map[apps.ReplicaID]Load {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[apps.ReplicaID]Load{}
-	for r, n := range c.conns {
-		out[r] = Load{Connections: n}
-	}
-	for r := range c.resv {
-		c.expire(r)
-	}
-	for r, q := range c.resv {
-		l := out[r]
-		l.Reservations = len(q)
-		out[r] = l
+	out := make(map[apps.ReplicaID]Load, len(c.loads))
+	for r := range c.loads {
+		if l := c.current(r); l != nil {
+			out[r] = l.load()
+		}
 	}
 	return out
 }
@@ -234,8 +303,8 @@ func (c *Counter) Connections() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for _, v := range c.conns {
-		n += v
+	for _, l := range c.loads {
+		n += l.conns
 	}
 	return n
 }

@@ -159,6 +159,19 @@ func (s *Sessions) Load(r apps.ReplicaID) int {
 	return n
 }
 
+// Loads appends to out the Load of each of ids, reading each table once.
+func (s *Sessions) Loads(ids []apps.ReplicaID, out []int) []int {
+	s.mu.Lock()
+	for _, r := range ids {
+		out = append(out, s.others[r]+s.holdsRep[r])
+	}
+	s.mu.Unlock()
+	if s.local != nil {
+		s.local.addTotals(ids, out[len(out)-len(ids):])
+	}
+	return out
+}
+
 // Replica reports one replica's sessions (deployer.SessionCounter).
 func (s *Sessions) Replica(tenant, app, rev, replica string) apps.Sessions {
 	r := apps.ReplicaID{Tenant: tenant, App: app, Revision: rev, Replica: replica}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -118,6 +119,13 @@ func (m *Main) startMetrics() {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.Handler())
+	if m.Config.Pprof {
+		// Profiles, not the command line (it may name key files).
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	m.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: m.Config.HeaderTimeout, MaxHeaderBytes: 64 << 10}
 	srv, ln := m.metrics, m.metricsLn
 	m.goRun(func() {

@@ -121,6 +121,8 @@ type Config struct {
 	// MetricsAddr, when set, serves /metrics on a listener of its own, in
 	// any role (the API also serves it on Addr; a gateway has no other).
 	MetricsAddr string
+	// Pprof also serves Go's profiles (/debug/pprof/) on MetricsAddr.
+	Pprof bool
 	PublicURL   string
 	APIURL      string
 	Instance    string
@@ -261,6 +263,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Role, "role", env("DISCOVERY_ROLE", "all"), "all, api (API + reconciler) or gateway (env DISCOVERY_ROLE)")
 	fs.StringVar(&c.Addr, "addr", env("DISCOVERY_ADDR", ":4000"), "API listen address (env DISCOVERY_ADDR)")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", env("DISCOVERY_GATEWAY_ADDR", ":4001"), "gateway listen address (env DISCOVERY_GATEWAY_ADDR)")
+	fs.BoolVar(&c.Pprof, "pprof", envBool("DISCOVERY_PPROF", false), "also serve Go's profiles (/debug/pprof/) on --metrics-addr, unauthenticated like /metrics: for an operator's loopback address, off by default (env DISCOVERY_PPROF)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("DISCOVERY_METRICS_ADDR", ""), "also serve Prometheus /metrics (plain HTTP) on this address, in any role; the only way to scrape a --role gateway instance; empty = off (env DISCOVERY_METRICS_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", env("DISCOVERY_PUBLIC_URL", ""), "gateway base URL given to clients by get-endpoint; default http://127.0.0.1:<gateway port>, https:// with --tls-cert (env DISCOVERY_PUBLIC_URL)")
 	fs.StringVar(&c.APIURL, "api-url", env("DISCOVERY_API_URL", ""), "API base URL given to replicas in $DISCOVERY_API for app-held leases; default http://127.0.0.1:<api port>, https:// with --tls-cert (env DISCOVERY_API_URL)")

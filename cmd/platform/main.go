@@ -122,14 +122,14 @@ type Config struct {
 	// any role (the API also serves it on Addr; a gateway has no other).
 	MetricsAddr string
 	// Pprof also serves Go's profiles (/debug/pprof/) on MetricsAddr.
-	Pprof bool
-	PublicURL   string
-	APIURL      string
-	Instance    string
-	DataDir     string
-	ReplicaDir  string
-	Etcd        []string
-	EtcdPrefix  string
+	Pprof      bool
+	PublicURL  string
+	APIURL     string
+	Instance   string
+	DataDir    string
+	ReplicaDir string
+	Etcd       []string
+	EtcdPrefix string
 	// EtcdCert, EtcdKey and EtcdCA are the client TLS of an external etcd.
 	EtcdCert, EtcdKey, EtcdCA string
 	Runtime                   string

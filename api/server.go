@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -166,12 +167,24 @@ var (
 // Routes lists every route with its access rule and documentation, in
 // registration order.
 func (s *Server) Routes() []Route {
-	const (
-		t   = "/api/v1/tenants/:tenant"
-		app = t + "/apps/:app"
-		rev = app + "/revisions/:rev"
-	)
-	r, w := authz.Read, authz.Write
+	return slices.Concat(s.serviceRoutes(), s.clientRoutes(), s.platformRoutes(), s.tenantRoutes(), s.appRoutes(), s.revisionRoutes())
+}
+
+// Paths of a tenant's resources.
+const (
+	tenantPath   = "/api/v1/tenants/:tenant"
+	appPath      = tenantPath + "/apps/:app"
+	revisionPath = appPath + "/revisions/:rev"
+)
+
+// The actions a route's access rule checks.
+const (
+	read  = authz.Read
+	write = authz.Write
+)
+
+// serviceRoutes: health, version, metrics and this API's document.
+func (s *Server) serviceRoutes() []Route {
 	return []Route{
 		{"GET", "/healthz", public, func(c *fiber.Ctx) error { return c.SendString("ok") }, Doc{
 			Summary: "Liveness: ok while the process serves", Response: "", ContentType: textPlain}},
@@ -185,7 +198,7 @@ func (s *Server) Routes() []Route {
 		}, Doc{Summary: "The build's version and the serving process", Response: versionInfo{}}},
 		// The series name every tenant, app and revision: admins only here;
 		// --metrics-addr serves scrapers inside the cluster.
-		{"GET", "/metrics", check("metrics", r), adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})), Doc{
+		{"GET", "/metrics", check("metrics", read), adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})), Doc{
 			Summary: "Prometheus metrics",
 			Description: "The series name every tenant, app and revision, so only platform admins read them here; " +
 				"--metrics-addr serves scrapers inside the cluster.",
@@ -194,14 +207,20 @@ func (s *Server) Routes() []Route {
 			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 			return c.Send(openapiJSON)
 		}, Doc{Summary: "This document (OpenAPI 3.0)", Response: map[string]any{}}},
+	}
+}
 
+// clientRoutes serve game clients (get-endpoint, rate-limited per address) and
+// apps (leases, by id or by their revision's capability).
+func (s *Server) clientRoutes() []Route {
+	return []Route{
 		// Game clients (rate-limited per address) and apps (leases by id).
 		{"GET", "/api/get-endpoint", public, s.limited(s.seedGetEndpoint), Doc{
 			Summary:     "get-endpoint for the default tenant (the original tool's form)",
 			Description: getEndpointDescription,
 			Params:      []Param{{Name: "app_name", In: "query", Required: true, Description: "the app, in the default tenant"}},
 			Response:    endpoint.Endpoint{}, Errors: []int{400, 404, 429, 503}}},
-		{"GET", app + "/endpoint", public, s.limited(s.getEndpoint), Doc{
+		{"GET", appPath + "/endpoint", public, s.limited(s.getEndpoint), Doc{
 			Summary:     "get-endpoint: where a game client should connect",
 			Description: getEndpointDescription,
 			Response:    endpoint.Endpoint{}, Errors: []int{400, 404, 429, 503}}},
@@ -212,7 +231,7 @@ func (s *Server) Routes() []Route {
 		{"DELETE", "/api/v1/leases/:id", public, s.releaseHold, Doc{
 			Summary: "Release an app-held lease now",
 			Params:  []Param{leaseIDParam}, Status: 204, Errors: []int{404, 503}}},
-		{"POST", rev + "/leases", Access{Kind: Checked, Object: "leases", Action: w, Capability: true}, s.createHold, Doc{
+		{"POST", revisionPath + "/leases", Access{Kind: Checked, Object: "leases", Action: write, Capability: true}, s.createHold, Doc{
 			Summary: "Take an app-held lease on a serving revision",
 			Description: fmt.Sprintf("While the lease lives, its revision (and replica, if named) counts as having a session: "+
 				"it is neither retired nor scaled down. Apps that simulate with nobody connected keep one alive over plain HTTP "+
@@ -221,14 +240,19 @@ func (s *Server) Routes() []Route {
 				apps.MinLeaseTTL, apps.MaxLeaseTTL, apps.DefaultLeaseTTL),
 			Request: holdRequest{}, RequestExample: `{"ttl":"30s"}`,
 			Status: 201, Response: apps.Lease{}, Errors: []int{400, 404, 409, 503}}},
-		{"GET", app + "/leases", check("leases", r), s.listHolds, Doc{
+		{"GET", appPath + "/leases", check("leases", read), s.listHolds, Doc{
 			Summary:  "List an app's app-held leases (every revision)",
 			Response: leaseList{}, Errors: []int{404, 503}}},
-		{"DELETE", app + "/leases/:lease", check("leases", w), s.releaseTenantHold, Doc{
+		{"DELETE", appPath + "/leases/:lease", check("leases", write), s.releaseTenantHold, Doc{
 			Summary: "Release one of an app's leases by its number (no secret needed)",
 			Params:  []Param{{Name: "lease", In: "path", Description: "the lease number (lease in the listing)"}},
 			Status:  204, Errors: []int{404, 503}}},
+	}
+}
 
+// platformRoutes: who the caller is, tenants, tokens and the image catalog.
+func (s *Server) platformRoutes() []Route {
+	return []Route{
 		{"GET", "/api/v1/whoami", authenticated, s.whoami, Doc{
 			Summary:     "Who the caller is, and what it may do in a tenant",
 			Description: "So a page shows only the buttons the caller may use; the routes check anyway.",
@@ -237,81 +261,92 @@ func (s *Server) Routes() []Route {
 		{"GET", "/api/v1/tenants", authenticated, s.listTenants, Doc{
 			Summary:  "List tenants: a platform admin sees all, others those they have a role in",
 			Response: tenantList{}, Errors: []int{503}}},
-		{"POST", "/api/v1/tenants", check("tenants", w), s.createTenant, Doc{
+		{"POST", "/api/v1/tenants", check("tenants", write), s.createTenant, Doc{
 			Summary: "Create a tenant",
 			Request: tenantRequest{}, RequestExample: `{"name":"acme","quota":{"max_apps":5}}`,
 			Status: 201, Response: tenants.Tenant{}, Errors: []int{400, 409, 503}}},
-		{"POST", "/api/v1/tokens", Access{Kind: Checked, Object: "tokens", Action: w, BodyTenant: true}, s.issueToken, Doc{
+		{"POST", "/api/v1/tokens", Access{Kind: Checked, Object: "tokens", Action: write, BodyTenant: true}, s.issueToken, Doc{
 			Summary: "Issue a token",
 			Description: "A platform admin issues any token; a tenant's owner issues tokens bound to its tenant, " +
 				"for its members, never above its own role. ttl is 24h when left out.",
 			Request: tokenRequest{}, RequestExample: `{"subject":"alice","tenant":"acme","ttl":"24h"}`,
 			Status: 201, Response: issuedToken{}, Errors: []int{400, 404, 503}}},
-		{"DELETE", "/api/v1/tokens/:id", check("tokens", w), s.revokeToken, Doc{
+		{"DELETE", "/api/v1/tokens/:id", check("tokens", write), s.revokeToken, Doc{
 			Summary: "Revoke a token",
 			Params:  []Param{{Name: "id", In: "path", Description: "the token's id (id when it was issued)"}},
 			Status:  204, Errors: []int{400, 503}}},
 		{"GET", "/api/v1/images", authenticated, s.listImages, Doc{
 			Summary:  "The image catalog: the images tenants may deploy on the process runtime",
 			Response: imageList{}, Errors: []int{503}}},
-		{"PUT", "/api/v1/images/+", check("images", w), s.putImage, Doc{
+		{"PUT", "/api/v1/images/+", check("images", write), s.putImage, Doc{
 			Summary: "Add or replace a catalog entry",
 			Params:  []Param{imageParam},
 			Request: imageRequest{}, RequestExample: `{"command":["/opt/games/arena-0.2","--ranked"],"description":"the arena, version 0.2"}`,
 			Response: images.Image{}, Errors: []int{400, 501, 503}}},
-		{"DELETE", "/api/v1/images/+", check("images", w), s.deleteImage, Doc{
+		{"DELETE", "/api/v1/images/+", check("images", write), s.deleteImage, Doc{
 			Summary: "Remove a catalog entry; revisions deployed from it keep running",
 			Params:  []Param{imageParam}, Status: 204, Errors: []int{404, 501, 503}}},
+	}
+}
 
-		{"GET", t, check("tenant", r), s.getTenant, Doc{
+// tenantRoutes: a tenant, its quota and its members.
+func (s *Server) tenantRoutes() []Route {
+	return []Route{
+		{"GET", tenantPath, check("tenant", read), s.getTenant, Doc{
 			Summary: "Get a tenant", Response: tenants.Tenant{}, Errors: []int{404, 503}}},
-		{"PATCH", t, check("tenant", w), s.updateTenant, Doc{
+		{"PATCH", tenantPath, check("tenant", write), s.updateTenant, Doc{
 			Summary:     "Change a tenant's quota or trust",
 			Description: "Quota fields left out keep their value; allow_commands lets the tenant deploy raw commands.",
 			Request:     tenantPatch{}, RequestExample: `{"quota":{"max_apps":50},"allow_commands":true}`,
 			Response: tenants.Tenant{}, Errors: []int{400, 404, 409, 503}}},
-		{"DELETE", t, check("tenant", w), s.deleteTenant, Doc{
+		{"DELETE", tenantPath, check("tenant", write), s.deleteTenant, Doc{
 			Summary: "Delete a tenant: its apps are retired first, then it is removed",
 			Status:  202, Response: tenantDeletion{}, Errors: []int{404, 409, 503}}},
-		{"GET", t + "/quota", check("quota", r), s.getQuota, Doc{
+		{"GET", tenantPath + "/quota", check("quota", read), s.getQuota, Doc{
 			Summary: "A tenant's quota and usage", Response: quotaView{}, Errors: []int{404, 503}}},
-		{"PUT", t + "/quota", check("quota", w), s.putQuota, Doc{
+		{"PUT", tenantPath + "/quota", check("quota", write), s.putQuota, Doc{
 			Summary: "Set a tenant's quota (fields left out keep their value)",
 			Request: tenants.QuotaPatch{}, RequestExample: `{"max_apps":50,"max_replicas":200}`,
 			Response: tenants.Tenant{}, Errors: []int{400, 404, 409, 503}}},
-		{"GET", t + "/members", check("members", r), s.listMembers, Doc{
+		{"GET", tenantPath + "/members", check("members", read), s.listMembers, Doc{
 			Summary: "A tenant's members and their roles", Response: memberList{}, Errors: []int{404, 503}}},
-		{"PUT", t + "/members/:subject", check("members", w), s.putMember, Doc{
+		{"PUT", tenantPath + "/members/:subject", check("members", write), s.putMember, Doc{
 			Summary: "Grant a member a role (at once: no new token needed)",
 			Request: roleRequest{}, RequestExample: `{"role":"deployer"}`,
 			Response: authz.Member{}, Errors: []int{400, 404, 503}}},
-		{"DELETE", t + "/members/:subject", check("members", w), s.deleteMember, Doc{
+		{"DELETE", tenantPath + "/members/:subject", check("members", write), s.deleteMember, Doc{
 			Summary: "Take a member's role away", Status: 204, Errors: []int{404, 503}}},
-		{"GET", t + "/apps", check("apps", r), s.listApps, Doc{
+	}
+}
+
+// appRoutes: a tenant's apps, their activity and sessions.
+func (s *Server) appRoutes() []Route {
+	return []Route{
+		{"GET", tenantPath + "/apps", check("apps", read), s.listApps, Doc{
 			Summary: "List a tenant's apps, by name", Response: appList{}, Errors: []int{404, 503}}},
-		{"POST", t + "/apps", check("apps", w), s.createApp, Doc{
+		{"POST", tenantPath + "/apps", check("apps", write), s.createApp, Doc{
 			Summary: "Create an app",
 			Description: "name is required; each other field is the App setting of that name and takes its default when left out, " +
 				"as the example answer shows. " + appLimits,
 			Request: apps.AppSpec{}, RequestExample: createAppExample,
 			Status: 201, Response: apps.App{}, ResponseExample: createdApp(createAppExample),
 			Errors: []int{400, 404, 409, 503}}},
-		{"GET", app, check("apps", r), s.getApp, Doc{
+		{"GET", appPath, check("apps", read), s.getApp, Doc{
 			Summary: "Get an app", Response: apps.App{}, Errors: []int{404, 503}}},
-		{"PATCH", app, check("apps", w), s.updateApp, Doc{
+		{"PATCH", appPath, check("apps", write), s.updateApp, Doc{
 			Summary:     "Change an app's settings (fields left out keep their value; the name cannot change)",
 			Description: appLimits,
 			Request:     apps.AppSpec{}, RequestExample: `{"replicas":3}`,
 			Response: apps.App{}, Errors: []int{400, 404, 409, 503}}},
-		{"DELETE", app, check("apps", w), s.deleteApp, Doc{
+		{"DELETE", appPath, check("apps", write), s.deleteApp, Doc{
 			Summary: "Delete an app: every revision is retired, then the app is removed",
 			Status:  202, Response: apps.App{}, Errors: []int{404, 409, 503}}},
-		{"GET", app + "/events", check("events", r), s.listEvents, Doc{
+		{"GET", appPath + "/events", check("events", read), s.listEvents, Doc{
 			Summary:     "The app's activity log, oldest first",
 			Description: fmt.Sprintf("An app keeps its last %d events.", apps.MaxEventsPerApp),
 			Params:      []Param{afterParam, limitParam},
 			Response:    eventList{}, Errors: []int{400, 404, 503}}},
-		{"GET", app + "/events/stream", check("events", r), s.eventStream(), Doc{
+		{"GET", appPath + "/events/stream", check("events", read), s.eventStream(), Doc{
 			Summary: "The activity log, live, as Server-Sent Events",
 			Description: fmt.Sprintf("The recent events (or those after ?after= / Last-Event-ID), then each new one as it is written: "+
 				"each message is `id: <event id>` and `data: <Event as JSON>`; a comment every %s; `event: deleted` when the app is gone. "+
@@ -320,28 +355,34 @@ func (s *Server) Routes() []Route {
 			Params: []Param{afterParam, limitParam,
 				{Name: "Last-Event-ID", In: "header", Description: "as ?after= (an EventSource sends it when it reconnects)"}},
 			Response: "", ContentType: textEventStream, Errors: []int{400, 404, 429, 503}}},
-		{"GET", app + "/sessions", check("revisions", r), s.sessions, Doc{
+		{"GET", appPath + "/sessions", check("revisions", read), s.sessions, Doc{
 			Summary:     "Open sessions of each serving revision and its replicas",
 			Description: "Sessions are connections, reservations and app-held leases, counted over every gateway.",
 			Response:    sessionsView{}, Errors: []int{404, 503}}},
-		{"GET", app + "/revisions", check("revisions", r), s.listRevisions, Doc{
+	}
+}
+
+// revisionRoutes: deploys, rollbacks and replicas' output.
+func (s *Server) revisionRoutes() []Route {
+	return []Route{
+		{"GET", appPath + "/revisions", check("revisions", read), s.listRevisions, Doc{
 			Summary: "List revisions, newest first, with their replicas", Response: revisionList{}, Errors: []int{404, 503}}},
-		{"POST", app + "/revisions", check("revisions", w), s.deploy, Doc{
+		{"POST", appPath + "/revisions", check("revisions", write), s.deploy, Doc{
 			Summary: "Deploy a new revision; it becomes active once healthy",
 			Description: "A revision runs an image (on the process runtime, one from the catalog) or a raw command " +
 				"(platform admins, and tenants they trust: allow_commands). The active revision keeps serving until the new one " +
 				"is healthy, then drains its sessions; a revision still pending or starting is superseded.",
 			Request: apps.RevisionSpec{}, RequestExample: `{"image":"example/arena:0.2","env":{"MODE":"ranked"}}`,
 			Status: 202, Response: revisionView{}, Errors: []int{400, 404, 409, 503}}},
-		{"GET", rev, check("revisions", r), s.getRevision, Doc{
+		{"GET", revisionPath, check("revisions", read), s.getRevision, Doc{
 			Summary: "Get a revision with its replicas", Response: revisionView{}, Errors: []int{404, 503}}},
-		{"POST", rev + "/activate", check("revisions", w), s.activate, Doc{
+		{"POST", revisionPath + "/activate", check("revisions", write), s.activate, Doc{
 			Summary:  "Re-activate a draining revision: instant rollback, no restart",
 			Response: apps.Revision{}, Errors: []int{404, 409, 503}}},
-		{"POST", rev + "/retire", check("revisions", w), s.retire, Doc{
+		{"POST", revisionPath + "/retire", check("revisions", write), s.retire, Doc{
 			Summary: "Retire a revision now, whatever its sessions (not the active one)",
 			Status:  202, Response: apps.Revision{}, Errors: []int{404, 409, 503}}},
-		{"GET", rev + "/replicas/:replica/logs", check("logs", r), s.replicaLogs, Doc{
+		{"GET", revisionPath + "/replicas/:replica/logs", check("logs", read), s.replicaLogs, Doc{
 			Summary: "The tail of a replica's output",
 			Params: []Param{{Name: "tail", In: "query", Description: "bytes from the end", Type: 0,
 				Default: 64 << 10, Min: 1, Max: 1 << 20}},

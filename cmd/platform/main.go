@@ -371,34 +371,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	// Listeners first: after an upgrade they are inherited from the old
 	// process, which keeps its open sessions but must let go of etcd.
-	var err error
-	if c.TLSCert != "" {
-		// Before the listeners: a new binary with a bad certificate fails
-		// its upgrade and the old process serves on.
-		m.certs, err = certfile.New(certfile.Config{CertFile: c.TLSCert, KeyFile: c.TLSKey, Logger: m.Log.With("part", "tls")})
-		if err != nil {
-			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-	}
-	if c.Role == "all" || c.Role == "gateway" {
-		if c.GatewayFD != 0 {
-			m.gatewayLn, err = gatewayListener()
-		} else {
-			m.gatewayLn, err = m.listenGateway(c.GatewayAddr)
-		}
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", c.GatewayAddr, err)
-		}
-	}
-	if c.Role == "all" || c.Role == "api" {
-		if m.ln, err = m.listen(c.Addr); err != nil {
-			return fmt.Errorf("listen %s: %w", c.Addr, err)
-		}
-	}
-	if c.MetricsAddr != "" {
-		if m.metricsLn, err = m.listen(c.MetricsAddr); err != nil {
-			return fmt.Errorf("listen %s: %w", c.MetricsAddr, err)
-		}
+	if err := m.listenAll(); err != nil {
+		return err
 	}
 	upgrading := m.Upg != nil && m.Upg.HasParent()
 	if upgrading {
@@ -408,30 +382,11 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.Log.Info("in-place upgrade: sockets inherited; waiting for the old process to release etcd")
 	}
-	endpoints := c.Etcd
-	if len(endpoints) == 0 {
-		wait := time.Duration(0)
-		if upgrading {
-			wait = 60 * time.Second
-		}
-		e, url, err := startEmbeddedEtcd(c.DataDir, wait, c.EtcdQuotaBytes)
-		if err != nil {
-			return fmt.Errorf("embedded etcd: %w", err)
-		}
-		m.etcd = e
-		endpoints = []string{url}
-		m.Log.Info("embedded etcd ready", "dir", filepath.Join(c.DataDir, "etcd"), "client_url", url)
-	}
-	tlsCfg, err := etcdTLS(c)
+	endpoints, err := m.connectEtcd(upgrading)
 	if err != nil {
 		return err
 	}
-	// The client's own zap log repeats every retry; the platform logs what matters.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, TLS: tlsCfg, Logger: zap.NewNop()})
-	if err != nil {
-		return fmt.Errorf("etcd client: %w", err)
-	}
-	m.client = cli
+	cli := m.client
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	keep, keepCancel := context.WithCancel(context.Background())
@@ -474,6 +429,74 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Log.Info("platform ready", "version", version, "role", c.Role, "api", m.Addr(), "gateway", m.GatewayAddr(), "data_dir", c.DataDir, "instance", c.Instance)
 	return nil
+}
+
+// listenAll loads the TLS certificate and opens (or, in a gateway worker,
+// inherits) the listeners of this instance's role.
+func (m *Main) listenAll() error {
+	c := m.Config
+	var err error
+	if c.TLSCert != "" {
+		// Before the listeners: a new binary with a bad certificate fails
+		// its upgrade and the old process serves on.
+		m.certs, err = certfile.New(certfile.Config{CertFile: c.TLSCert, KeyFile: c.TLSKey, Logger: m.Log.With("part", "tls")})
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+	}
+	if c.Role == "all" || c.Role == "gateway" {
+		if c.GatewayFD != 0 {
+			m.gatewayLn, err = gatewayListener()
+		} else {
+			m.gatewayLn, err = m.listenGateway(c.GatewayAddr)
+		}
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", c.GatewayAddr, err)
+		}
+	}
+	if c.Role == "all" || c.Role == "api" {
+		if m.ln, err = m.listen(c.Addr); err != nil {
+			return fmt.Errorf("listen %s: %w", c.Addr, err)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if m.metricsLn, err = m.listen(c.MetricsAddr); err != nil {
+			return fmt.Errorf("listen %s: %w", c.MetricsAddr, err)
+		}
+	}
+	return nil
+}
+
+// connectEtcd starts the embedded etcd unless --etcd names a cluster (after
+// an upgrade, waiting for the old process to let go of it) and connects
+// m.client; it returns the endpoints.
+func (m *Main) connectEtcd(upgrading bool) ([]string, error) {
+	c := m.Config
+	endpoints := c.Etcd
+	if len(endpoints) == 0 {
+		wait := time.Duration(0)
+		if upgrading {
+			wait = 60 * time.Second
+		}
+		e, url, err := startEmbeddedEtcd(c.DataDir, wait, c.EtcdQuotaBytes)
+		if err != nil {
+			return nil, fmt.Errorf("embedded etcd: %w", err)
+		}
+		m.etcd = e
+		endpoints = []string{url}
+		m.Log.Info("embedded etcd ready", "dir", filepath.Join(c.DataDir, "etcd"), "client_url", url)
+	}
+	tlsCfg, err := etcdTLS(c)
+	if err != nil {
+		return nil, err
+	}
+	// The client's own zap log repeats every retry; the platform logs what matters.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, TLS: tlsCfg, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client: %w", err)
+	}
+	m.client = cli
+	return endpoints, nil
 }
 
 func (m *Main) goRun(f func()) {

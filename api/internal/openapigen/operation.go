@@ -27,19 +27,9 @@ func (g *gen) operation(r api.Route) (string, []any, map[string]any, error) {
 	if err != nil {
 		return "", nil, nil, err
 	}
-	var pathParams []any
-	for _, n := range names {
-		desc := g.shared.PathParams[n]
-		for _, rp := range d.Params {
-			if rp.In == "path" && rp.Name == n {
-				desc = rp.Description
-			}
-		}
-		if desc == "" {
-			return "", nil, nil, fmt.Errorf("path parameter %s has no description (Doc.Params or SharedDoc)", n)
-		}
-		pathParams = append(pathParams, map[string]any{"name": n, "in": "path", "required": true,
-			"description": desc, "schema": map[string]any{"type": "string"}})
+	pathParams, err := g.pathParams(names, d.Params)
+	if err != nil {
+		return "", nil, nil, err
 	}
 	hasTenant := slices.Contains(names, "tenant")
 
@@ -50,82 +40,21 @@ func (g *gen) operation(r api.Route) (string, []any, map[string]any, error) {
 	}
 	op["x-discovery-access"] = rule
 	op["description"] = strings.TrimSpace(d.Description + "\n\n" + who)
-
-	var params []any
-	for _, rp := range d.Params {
-		switch rp.In {
-		case "path":
-			if !slices.Contains(names, rp.Name) {
-				return "", nil, nil, fmt.Errorf("path parameter %s is not in the path", rp.Name)
-			}
-			continue
-		case "query", "header":
-		default:
-			return "", nil, nil, fmt.Errorf("parameter %s: In %q is not path, query or header", rp.Name, rp.In)
-		}
-		prm, err := g.param(rp)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		params = append(params, prm)
+	params, err := g.otherParams(names, d.Params)
+	if err != nil {
+		return "", nil, nil, err
 	}
 	if len(params) > 0 {
 		op["parameters"] = params
 	}
-
-	if d.Request != nil {
-		media, err := g.media(d.Request)
-		if err != nil {
-			return "", nil, nil, fmt.Errorf("request: %w", err)
-		}
-		if d.RequestExample != "" {
-			if media["example"], err = requestExample(d.Request, d.RequestExample); err != nil {
-				return "", nil, nil, err
-			}
-		}
-		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": media}}
-	} else if d.RequestExample != "" {
-		return "", nil, nil, fmt.Errorf("a RequestExample without a Request")
+	if body, err := g.requestBody(d); err != nil {
+		return "", nil, nil, err
+	} else if body != nil {
+		op["requestBody"] = body
 	}
-
-	status := d.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	if status < 200 || status > 299 {
-		return "", nil, nil, fmt.Errorf("success status %d is not 2xx", status)
-	}
-	ok := map[string]any{"description": http.StatusText(status)}
-	if d.Response != nil {
-		ctype := d.ContentType
-		if ctype == "" {
-			if reflect.TypeOf(d.Response).Kind() == reflect.String {
-				return "", nil, nil, fmt.Errorf("a text Response needs its ContentType")
-			}
-			ctype = "application/json"
-		}
-		media, err := g.media(d.Response)
-		if err != nil {
-			return "", nil, nil, fmt.Errorf("response: %w", err)
-		}
-		if d.ResponseExample != nil {
-			if media["example"], err = example(d.ResponseExample); err != nil {
-				return "", nil, nil, fmt.Errorf("response example: %w", err)
-			}
-		}
-		ok["content"] = map[string]any{ctype: media}
-	}
-	responses := map[string]any{strconv.Itoa(status): ok}
-	codes, err := errorStatuses(r, hasTenant)
-	if err != nil {
+	if op["responses"], err = g.responses(r, hasTenant); err != nil {
 		return "", nil, nil, err
 	}
-	for _, code := range codes {
-		g.errors[code] = true
-		responses[strconv.Itoa(code)] = map[string]any{"$ref": "#/components/responses/" + responseName(code)}
-	}
-	op["responses"] = responses
-
 	switch {
 	case r.Access.Kind == api.Public:
 		op["security"] = []any{}
@@ -134,6 +63,112 @@ func (g *gen) operation(r api.Route) (string, []any, map[string]any, error) {
 		op["security"] = []any{map[string]any{"bearer": []any{}}, map[string]any{"leaseCapability": []any{}}}
 	}
 	return p, pathParams, op, nil
+}
+
+// pathParams documents the path's parameters (names, in path order), each
+// described by the route's Doc or the shared descriptions.
+func (g *gen) pathParams(names []string, params []api.Param) ([]any, error) {
+	var out []any
+	for _, n := range names {
+		desc := g.shared.PathParams[n]
+		for _, rp := range params {
+			if rp.In == "path" && rp.Name == n {
+				desc = rp.Description
+			}
+		}
+		if desc == "" {
+			return nil, fmt.Errorf("path parameter %s has no description (Doc.Params or SharedDoc)", n)
+		}
+		out = append(out, map[string]any{"name": n, "in": "path", "required": true,
+			"description": desc, "schema": map[string]any{"type": "string"}})
+	}
+	return out, nil
+}
+
+// otherParams documents the query and header parameters, and checks that
+// each path parameter named in the Doc is in the path.
+func (g *gen) otherParams(names []string, params []api.Param) ([]any, error) {
+	var out []any
+	for _, rp := range params {
+		switch rp.In {
+		case "path":
+			if !slices.Contains(names, rp.Name) {
+				return nil, fmt.Errorf("path parameter %s is not in the path", rp.Name)
+			}
+			continue
+		case "query", "header":
+		default:
+			return nil, fmt.Errorf("parameter %s: In %q is not path, query or header", rp.Name, rp.In)
+		}
+		prm, err := g.param(rp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, prm)
+	}
+	return out, nil
+}
+
+// requestBody documents the JSON body, nil when the route takes none.
+func (g *gen) requestBody(d api.Doc) (map[string]any, error) {
+	if d.Request == nil {
+		if d.RequestExample != "" {
+			return nil, fmt.Errorf("a RequestExample without a Request")
+		}
+		return nil, nil
+	}
+	media, err := g.media(d.Request)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	if d.RequestExample != "" {
+		if media["example"], err = requestExample(d.Request, d.RequestExample); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]any{"required": true, "content": map[string]any{"application/json": media}}, nil
+}
+
+// responses documents the success answer and the error statuses.
+func (g *gen) responses(r api.Route, hasTenant bool) (map[string]any, error) {
+	d := r.Doc
+	status := d.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status < 200 || status > 299 {
+		return nil, fmt.Errorf("success status %d is not 2xx", status)
+	}
+	ok := map[string]any{"description": http.StatusText(status)}
+	if d.Response != nil {
+		ctype := d.ContentType
+		if ctype == "" {
+			if reflect.TypeOf(d.Response).Kind() == reflect.String {
+				return nil, fmt.Errorf("a text Response needs its ContentType")
+			}
+			ctype = "application/json"
+		}
+		media, err := g.media(d.Response)
+		if err != nil {
+			return nil, fmt.Errorf("response: %w", err)
+		}
+		if d.ResponseExample != nil {
+			if media["example"], err = example(d.ResponseExample); err != nil {
+				return nil, fmt.Errorf("response example: %w", err)
+			}
+		}
+		ok["content"] = map[string]any{ctype: media}
+	}
+	responses := map[string]any{strconv.Itoa(status): ok}
+	codes, err := errorStatuses(r, hasTenant)
+	if err != nil {
+		return nil, err
+	}
+	for _, code := range codes {
+		g.errors[code] = true
+		responses[strconv.Itoa(code)] = map[string]any{"$ref": "#/components/responses/" + responseName(code)}
+	}
+	return responses, nil
 }
 
 // openapiPath turns a fiber path into an OpenAPI one: ":param" is {param},

@@ -34,18 +34,12 @@ type cache struct {
 	onReset  func()
 
 	mu     sync.Mutex
-	apps   map[apps.Ref]*cachedApp
+	apps   map[apps.Ref]*apps.AppRecords
 	loaded map[apps.RecordKind]bool
 }
 
-type cachedApp struct {
-	app  *apps.App
-	revs map[string]apps.Revision
-	reps map[string]apps.Replica // by revision/replica
-}
-
 func newCache(onChange func(apps.Ref), onReset func()) *cache {
-	return &cache{onChange: onChange, onReset: onReset, apps: map[apps.Ref]*cachedApp{}, loaded: map[apps.RecordKind]bool{}}
+	return &cache{onChange: onChange, onReset: onReset, apps: map[apps.Ref]*apps.AppRecords{}, loaded: map[apps.RecordKind]bool{}}
 }
 
 // synced reports whether every kind has been listed once.
@@ -59,14 +53,7 @@ func (c *cache) synced() bool {
 func (c *cache) Reset(kind apps.RecordKind, all []apps.Record) {
 	c.mu.Lock()
 	for ref, a := range c.apps {
-		switch kind {
-		case apps.KindApp:
-			a.app = nil
-		case apps.KindRevision:
-			clear(a.revs)
-		case apps.KindReplica:
-			clear(a.reps)
-		}
+		a.Clear(kind)
 		c.tidy(ref, a)
 	}
 	c.put(all)
@@ -91,26 +78,11 @@ func (c *cache) put(recs []apps.Record) map[apps.Ref]bool {
 	for _, rec := range recs {
 		a := c.apps[rec.Ref]
 		if a == nil {
-			a = &cachedApp{revs: map[string]apps.Revision{}, reps: map[string]apps.Replica{}}
+			a = apps.NewAppRecords()
 			c.apps[rec.Ref] = a
 		}
 		touched[rec.Ref] = true
-		switch rec.Kind {
-		case apps.KindApp:
-			a.app = rec.App
-		case apps.KindRevision:
-			if rec.Deleted {
-				delete(a.revs, rec.Revision)
-			} else {
-				a.revs[rec.Revision] = *rec.Rev
-			}
-		case apps.KindReplica:
-			if rec.Deleted {
-				delete(a.reps, rec.Revision+"/"+rec.Replica)
-			} else {
-				a.reps[rec.Revision+"/"+rec.Replica] = *rec.ReplicaRec
-			}
-		}
+		a.Put(rec)
 	}
 	for ref := range touched {
 		c.tidy(ref, c.apps[ref])
@@ -118,8 +90,8 @@ func (c *cache) put(recs []apps.Record) map[apps.Ref]bool {
 	return touched
 }
 
-func (c *cache) tidy(ref apps.Ref, a *cachedApp) {
-	if a.app == nil && len(a.revs) == 0 && len(a.reps) == 0 {
+func (c *cache) tidy(ref apps.Ref, a *apps.AppRecords) {
+	if a.Empty() {
 		delete(c.apps, ref)
 	}
 }
@@ -130,17 +102,17 @@ func (c *cache) snapshot(ref apps.Ref) (apps.Snapshot, int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a := c.apps[ref]
-	if a == nil || a.app == nil {
+	if a == nil || a.App == nil {
 		return apps.Snapshot{}, 0, false
 	}
-	snap := apps.Snapshot{App: *a.app, Revisions: make([]apps.Revision, 0, len(a.revs)), Replicas: make([]apps.Replica, 0, len(a.reps))}
-	latest := a.app.ModRevision
-	for _, r := range a.revs {
+	snap := apps.Snapshot{App: *a.App, Revisions: make([]apps.Revision, 0, len(a.Revs)), Replicas: make([]apps.Replica, 0, len(a.Reps))}
+	latest := a.App.ModRevision
+	for _, r := range a.Revs {
 		snap.Revisions = append(snap.Revisions, r)
 		latest = max(latest, r.ModRevision)
 	}
 	sort.Slice(snap.Revisions, func(i, j int) bool { return snap.Revisions[i].Generation > snap.Revisions[j].Generation })
-	for _, r := range a.reps {
+	for _, r := range a.Reps {
 		snap.Replicas = append(snap.Replicas, r)
 		latest = max(latest, r.ModRevision)
 	}
@@ -157,7 +129,7 @@ func (c *cache) refs() []apps.Ref {
 	defer c.mu.Unlock()
 	out := make([]apps.Ref, 0, len(c.apps))
 	for ref, a := range c.apps {
-		if a.app != nil {
+		if a.App != nil {
 			out = append(out, ref)
 		}
 	}

@@ -58,23 +58,15 @@ type Routes struct {
 	table sync.Map
 
 	mu    sync.Mutex
-	state map[apps.Ref]*appState
+	state map[apps.Ref]*apps.AppRecords
 	// changed is closed (and replaced) at every table change: a broadcast
 	// that waiters select on without registering.
 	changed chan struct{}
 }
 
-// appState is what the table has heard of one app, kind by kind (a replica
-// may be heard of before its app).
-type appState struct {
-	app  *apps.App
-	revs map[string]apps.Revision
-	reps map[string]apps.Replica // by revision/replica
-}
-
 // NewRoutes returns a table over the apps store's records; Run fills it.
 func NewRoutes(store *apps.Store, log *slog.Logger) *Routes {
-	r := &Routes{state: map[apps.Ref]*appState{}, changed: make(chan struct{})}
+	r := &Routes{state: map[apps.Ref]*apps.AppRecords{}, changed: make(chan struct{})}
 	r.feed = store.NewFeed(r, log)
 	return r
 }
@@ -106,14 +98,7 @@ func (r *Routes) Reset(kind apps.RecordKind, all []apps.Record) {
 	defer r.mu.Unlock()
 	touched := map[apps.Ref]bool{}
 	for ref, st := range r.state {
-		switch kind {
-		case apps.KindApp:
-			st.app = nil
-		case apps.KindRevision:
-			clear(st.revs)
-		case apps.KindReplica:
-			clear(st.reps)
-		}
+		st.Clear(kind)
 		touched[ref] = true
 	}
 	r.apply(all, touched)
@@ -131,37 +116,22 @@ func (r *Routes) apply(recs []apps.Record, touched map[apps.Ref]bool) {
 	for _, rec := range recs {
 		st := r.state[rec.Ref]
 		if st == nil {
-			st = &appState{revs: map[string]apps.Revision{}, reps: map[string]apps.Replica{}}
+			st = apps.NewAppRecords()
 			r.state[rec.Ref] = st
 		}
 		touched[rec.Ref] = true
-		switch rec.Kind {
-		case apps.KindApp:
-			st.app = rec.App // nil when deleted
-		case apps.KindRevision:
-			if rec.Deleted {
-				delete(st.revs, rec.Revision)
-			} else {
-				st.revs[rec.Revision] = *rec.Rev
-			}
-		case apps.KindReplica:
-			if rec.Deleted {
-				delete(st.reps, rec.Revision+"/"+rec.Replica)
-			} else {
-				st.reps[rec.Revision+"/"+rec.Replica] = *rec.ReplicaRec
-			}
-		}
+		st.Put(rec)
 	}
 	for ref := range touched {
 		st := r.state[ref]
-		if st.app == nil {
+		if st.App == nil {
 			r.table.Delete(ref)
-			if len(st.revs) == 0 && len(st.reps) == 0 {
+			if st.Empty() {
 				delete(r.state, ref)
 			}
 			continue
 		}
-		r.table.Store(ref, st.routes())
+		r.table.Store(ref, routesOf(st))
 	}
 	if len(touched) > 0 {
 		close(r.changed)
@@ -169,18 +139,18 @@ func (r *Routes) apply(recs []apps.Record, touched map[apps.Ref]bool) {
 	}
 }
 
-// routes builds the app's published entry.
-func (st *appState) routes() *AppRoutes {
-	ar := &AppRoutes{App: *st.app, Revisions: make(map[string]apps.Revision, len(st.revs)), byKey: make(map[string]Route, len(st.reps))}
-	for id, rev := range st.revs {
+// routesOf builds the app's published entry.
+func routesOf(st *apps.AppRecords) *AppRoutes {
+	ar := &AppRoutes{App: *st.App, Revisions: make(map[string]apps.Revision, len(st.Revs)), byKey: make(map[string]Route, len(st.Reps))}
+	for id, rev := range st.Revs {
 		ar.Revisions[id] = rev
 		if rev.State == apps.Active {
 			ar.Active = id
 		}
 	}
-	for key, rep := range st.reps {
+	for key, rep := range st.Reps {
 		rt := Route{Tenant: rep.Tenant, App: rep.App, Revision: rep.Revision, Replica: rep.ID, Address: rep.Address,
-			State: rep.State, RevisionState: st.revs[rep.Revision].State, Stopping: rep.Stop}
+			State: rep.State, RevisionState: st.Revs[rep.Revision].State, Stopping: rep.Stop}
 		ar.Replicas = append(ar.Replicas, rt)
 		ar.byKey[key] = rt
 	}

@@ -92,6 +92,8 @@ staticcheck:
 # session at 9900 sessions (what one process holds at the 20000 fd limit), and
 # the ratios to the anchors; in sections of their own, get-endpoint rate,
 # latency and CPU per call, and the autoscaler's answer to a burst.
+# bench/control: deploy -> active, cold start, and the control plane at
+# 10 / 1k / 10k / 100k apps (creation rate, idle CPU, get-endpoint p50/p99).
 # bench/baseline: BENCH_CONNS sessions opened and closed over two gateway
 # processes; fails unless goroutines, fds and live heap return to baseline
 # (a 4000-session version runs in make test); then the same over wss://.
@@ -99,6 +101,7 @@ BENCH_CONNS ?= 10000
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/gateway -strace
+	$(GO) run ./bench/control
 	$(GO) run ./bench/baseline -sessions $(BENCH_CONNS)
 	$(GO) run ./bench/baseline -sessions $(BENCH_CONNS) -tls
 

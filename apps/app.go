@@ -43,6 +43,16 @@ type App struct {
 	Port int `json:"port"`
 	// HealthPath is probed with HTTP GET for readiness; empty means a TCP connect.
 	HealthPath string `json:"health_path,omitempty"`
+	// ClientPath is the path game clients connect to under a replica's
+	// endpoint (e.g. "/ws"): get-endpoint's socket URL ends with it.
+	ClientPath string `json:"client_path,omitempty"`
+	// DrainHook, if set, is the path on each replica the platform POSTs a
+	// drain notice to when its revision starts draining or is re-activated.
+	DrainHook string `json:"drain_hook,omitempty"`
+	// HandoffPath, if set, is the path on each replica that receives a
+	// player's state handed off from a draining revision; without it the
+	// app's replicas cannot hand off.
+	HandoffPath string `json:"handoff_path,omitempty"`
 	// Replicas is how many replicas the active revision runs.
 	Replicas int `json:"replicas"`
 	// MaxSessions caps sessions per replica for get-endpoint; 0 means no cap.

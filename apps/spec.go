@@ -14,6 +14,9 @@ type AppSpec struct {
 	Name           string    `json:"name,omitempty"`
 	Port           *int      `json:"port,omitempty"`
 	HealthPath     *string   `json:"health_path,omitempty"`
+	ClientPath     *string   `json:"client_path,omitempty"`
+	DrainHook      *string   `json:"drain_hook,omitempty"`
+	HandoffPath    *string   `json:"handoff_path,omitempty"`
 	Replicas       *int      `json:"replicas,omitempty"`
 	MaxSessions    *int      `json:"max_sessions,omitempty"`
 	TargetSessions *int      `json:"target_sessions,omitempty"`
@@ -68,6 +71,9 @@ func (a *App) Apply(spec AppSpec, now time.Time) error {
 	b := *a
 	set(&b.Port, spec.Port)
 	set(&b.HealthPath, spec.HealthPath)
+	set(&b.ClientPath, spec.ClientPath)
+	set(&b.DrainHook, spec.DrainHook)
+	set(&b.HandoffPath, spec.HandoffPath)
 	set(&b.Replicas, spec.Replicas)
 	set(&b.MaxSessions, spec.MaxSessions)
 	set(&b.ReconnectGrace, spec.ReconnectGrace)

@@ -28,6 +28,7 @@ import (
 //	{prefix}/replicas/{tenant}/{app}/{revision}/{replica}
 //	{prefix}/events/{tenant}/{app}/{time-ordered id}
 //	{prefix}/usage/{tenant}  what the tenant holds (store_usage.go)
+//	{prefix}/handoffs/{ticket}  handoff tickets (store_handoffs.go)
 //
 // Every write that creates or deletes an app, revision or replica changes
 // its tenant's usage in the same transaction, so quota checks cannot race.
@@ -40,6 +41,8 @@ type Store struct {
 	Now func() time.Time
 	// locks serialises each tenant's usage writes within this process.
 	locks sync.Map
+	// tickets is the lease handoff tickets made now share.
+	tickets ticketLease
 }
 
 // NewStore returns a store over an etcd client under a key prefix.

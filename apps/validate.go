@@ -67,8 +67,10 @@ func (a App) Validate() error {
 	if a.Port < 1 || a.Port > 65535 {
 		return fmt.Errorf("%w: port %d out of range 1-65535", ErrInvalid, a.Port)
 	}
-	if a.HealthPath != "" && (!strings.HasPrefix(a.HealthPath, "/") || len(a.HealthPath) > MaxHealthPathLen || strings.ContainsAny(a.HealthPath, " \t\r\n")) {
-		return fmt.Errorf("%w: health_path must be an absolute URL path (starting with '/', no spaces, at most %d bytes)", ErrInvalid, MaxHealthPathLen)
+	for _, p := range []struct{ name, v string }{{"health_path", a.HealthPath}, {"client_path", a.ClientPath}, {"drain_hook", a.DrainHook}, {"handoff_path", a.HandoffPath}} {
+		if err := validPath(p.name, p.v); err != nil {
+			return err
+		}
 	}
 	if a.Replicas < 0 || a.Replicas > MaxReplicas {
 		return fmt.Errorf("%w: replicas %d out of range 0-%d", ErrInvalid, a.Replicas, MaxReplicas)
@@ -101,6 +103,26 @@ func (a App) Validate() error {
 	}
 	if a.StartTimeout.D() < time.Second {
 		return fmt.Errorf("%w: start_timeout %s must be at least 1s", ErrInvalid, a.StartTimeout)
+	}
+	return nil
+}
+
+// validPath checks an app's path setting: empty, or an absolute URL path of
+// printable ASCII without query, fragment or dot segments, at most
+// MaxHealthPathLen bytes.
+func validPath(name, p string) error {
+	if p == "" {
+		return nil
+	}
+	bad := !strings.HasPrefix(p, "/") || len(p) > MaxHealthPathLen || strings.ContainsAny(p, "?#%\\")
+	for _, c := range []byte(p) {
+		bad = bad || c <= ' ' || c >= 0x7f
+	}
+	for _, seg := range strings.Split(p, "/") {
+		bad = bad || seg == "." || seg == ".."
+	}
+	if bad {
+		return fmt.Errorf("%w: %s must be an absolute URL path (starting with '/', printable ASCII, no spaces, '?', '#', '%%', '\\' or dot segments, at most %d bytes)", ErrInvalid, name, MaxHealthPathLen)
 	}
 	return nil
 }

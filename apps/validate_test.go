@@ -21,6 +21,10 @@ func TestNewAppDefaultsAndLimits(t *testing.T) {
 	assert.Equal(t, DefaultReplicas, a.Replicas)
 	assert.Equal(t, DefaultReconnectGrace, a.ReconnectGrace.D())
 
+	paths, err := NewApp("default", AppSpec{Name: "arena", ClientPath: ptr("/ws"), DrainHook: ptr("/discovery/drain"), HandoffPath: ptr("/discovery/handoff")}, now)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"/ws", "/discovery/drain", "/discovery/handoff"}, []string{paths.ClientPath, paths.DrainHook, paths.HandoffPath})
+
 	bad := []struct {
 		name string
 		spec AppSpec
@@ -36,6 +40,13 @@ func TestNewAppDefaultsAndLimits(t *testing.T) {
 		{"replicas negative", AppSpec{Name: "a", Replicas: ptr(-1)}, "replicas"},
 		{"replicas huge", AppSpec{Name: "a", Replicas: ptr(MaxReplicas + 1)}, "replicas"},
 		{"health path relative", AppSpec{Name: "a", HealthPath: ptr("healthz")}, "health_path"},
+		{"client path relative", AppSpec{Name: "a", ClientPath: ptr("ws")}, "client_path"},
+		{"client path query", AppSpec{Name: "a", ClientPath: ptr("/ws?x=1")}, "client_path"},
+		{"client path dot segment", AppSpec{Name: "a", ClientPath: ptr("/a/../admin")}, "client_path"},
+		{"client path escape", AppSpec{Name: "a", ClientPath: ptr("/%2e%2e/x")}, "client_path"},
+		{"drain hook control char", AppSpec{Name: "a", DrainHook: ptr("/drain\x00")}, "drain_hook"},
+		{"drain hook long", AppSpec{Name: "a", DrainHook: ptr("/" + strings.Repeat("d", MaxHealthPathLen))}, "drain_hook"},
+		{"handoff path space", AppSpec{Name: "a", HandoffPath: ptr("/hand off")}, "handoff_path"},
 		{"negative grace", AppSpec{Name: "a", ReconnectGrace: ptr(Duration(-time.Second))}, "reconnect_grace"},
 		{"grace too long", AppSpec{Name: "a", ShutdownGrace: ptr(Duration(48 * time.Hour))}, "shutdown_grace"},
 		{"start timeout tiny", AppSpec{Name: "a", StartTimeout: ptr(Duration(time.Millisecond))}, "start_timeout"},

@@ -79,6 +79,12 @@ type App struct {
 	Port int `json:"port"`
 	// HealthPath is probed over HTTP for readiness; empty means a TCP connect.
 	HealthPath string `json:"health_path,omitempty"`
+	// ClientPath is where game clients connect under a replica's endpoint
+	// (get-endpoint's socket ends with it); DrainHook is the path drain
+	// notices are POSTed to; HandoffPath receives handed-off players' state.
+	ClientPath  string `json:"client_path,omitempty"`
+	DrainHook   string `json:"drain_hook,omitempty"`
+	HandoffPath string `json:"handoff_path,omitempty"`
 	// Replicas is how many replicas the active revision runs (without the
 	// autoscaler).
 	Replicas int `json:"replicas"`
@@ -90,6 +96,8 @@ type App struct {
 	MinReplicas    int      `json:"min_replicas"`
 	MaxReplicas    int      `json:"max_replicas,omitempty"`
 	ScaleDownDelay Duration `json:"scale_down_delay"`
+	// ReservationTTL is how long a get-endpoint answer holds its place.
+	ReservationTTL Duration `json:"reservation_ttl,omitempty"`
 	// Strategy is get-endpoint's choice among replicas: "packed" or "spread".
 	Strategy string `json:"strategy,omitempty"`
 	// ReconnectGrace is how long a draining revision stays empty before it
@@ -121,12 +129,16 @@ type AppSpec struct {
 	Name           string    `json:"name,omitempty"`
 	Port           *int      `json:"port,omitempty"`
 	HealthPath     *string   `json:"health_path,omitempty"`
+	ClientPath     *string   `json:"client_path,omitempty"`
+	DrainHook      *string   `json:"drain_hook,omitempty"`
+	HandoffPath    *string   `json:"handoff_path,omitempty"`
 	Replicas       *int      `json:"replicas,omitempty"`
 	MaxSessions    *int      `json:"max_sessions,omitempty"`
 	TargetSessions *int      `json:"target_sessions,omitempty"`
 	MinReplicas    *int      `json:"min_replicas,omitempty"`
 	MaxReplicas    *int      `json:"max_replicas,omitempty"`
 	ScaleDownDelay *Duration `json:"scale_down_delay,omitempty"`
+	ReservationTTL *Duration `json:"reservation_ttl,omitempty"`
 	Strategy       *string   `json:"strategy,omitempty"`
 	ReconnectGrace *Duration `json:"reconnect_grace,omitempty"`
 	DrainTimeout   *Duration `json:"drain_timeout,omitempty"`

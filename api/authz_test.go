@@ -568,6 +568,10 @@ func (noEndpoints) Get(_ context.Context, _, tenant, app string) (endpoint.Endpo
 	return endpoint.Endpoint{}, fmt.Errorf("app %s/%s: %w", tenant, app, apps.ErrNotFound)
 }
 
+func (noEndpoints) ForTicket(context.Context, string, string, string) (endpoint.Endpoint, error) {
+	return endpoint.Endpoint{}, fmt.Errorf("ticket: %w", apps.ErrGone)
+}
+
 func TestLeaseTokenOnlyOpensItsOwnRevision(t *testing.T) {
 	w := newAuthWorld(t)
 	tok := w.inst.tokens.LeaseToken("a", "app1", "00000000")

@@ -15,6 +15,7 @@ import (
 // EndpointGetter answers get-endpoint (endpoint.Allocator).
 type EndpointGetter interface {
 	Get(ctx context.Context, client, tenant, app string) (endpoint.Endpoint, error)
+	ForTicket(ctx context.Context, tenant, app, ticket string) (endpoint.Endpoint, error)
 }
 
 // getEndpoint is public: game clients call it with no token.
@@ -48,9 +49,17 @@ func (s *Server) answerEndpoint(c *fiber.Ctx, tenant, app string) error {
 			c.Set("X-Discovery-Stale", strconv.Itoa(int(stale.Seconds())))
 		}
 	}
-	// A cold start may take a while: bound it by the request, not the
-	// short management timeout.
-	ep, err := s.cfg.Endpoints.Get(c.UserContext(), c.IP(), tenant, app)
+	var ep endpoint.Endpoint
+	var err error
+	if ticket := c.Query("ticket"); ticket != "" {
+		ctx, cancel := s.ctx(c)
+		defer cancel()
+		ep, err = s.cfg.Endpoints.ForTicket(ctx, tenant, app, ticket)
+	} else {
+		// A cold start may take a while: bound it by the request, not
+		// the short management timeout.
+		ep, err = s.cfg.Endpoints.Get(c.UserContext(), c.IP(), tenant, app)
+	}
 	if err != nil {
 		return err
 	}

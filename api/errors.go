@@ -49,6 +49,7 @@ var errorCodes = []struct {
 	{apps.ErrConflict, fiber.StatusConflict, "conflict", ""},
 	{apps.ErrIllegalState, fiber.StatusConflict, "illegal_state", ""},
 	{apps.ErrNoLogs, fiber.StatusNotImplemented, "not_implemented", ""},
+	{apps.ErrGone, fiber.StatusGone, "gone", ""},
 	{errBadRequest, fiber.StatusBadRequest, "bad_request", ""},
 	{errUnavailable, fiber.StatusServiceUnavailable, "unavailable", ""},
 	{endpoint.ErrTooManyReservations, fiber.StatusTooManyRequests, "too_many_reservations", ""},

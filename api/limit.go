@@ -74,6 +74,9 @@ func (l *Limiter) AllowN(addr string, n int) (bool, time.Duration) {
 // address is over its limit.
 func (s *Server) limited(h fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		// Game pages may be served from anywhere; get-endpoint involves no
+		// credential, so any origin may read its answers (and errors).
+		c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
 		if err := s.limit(c); err != nil {
 			return err
 		}

@@ -196,4 +196,10 @@ func createdApp(spec string) apps.App {
 const getEndpointDescription = "Game clients call it with no token; it is rate-limited per client address (429 with Retry-After). " +
 	"It picks a ready replica of the active revision with room and reserves a place on it for expires_in seconds, " +
 	"until the client connects; an autoscaled app with no room (or scaled to zero) gets a replica started, the call waiting for it. " +
-	"While etcd is unreachable it answers from memory for a while, with the header X-Discovery-Stale: the seconds since etcd was last reached."
+	"While etcd is unreachable it answers from memory for a while, with the header X-Discovery-Stale: the seconds since etcd was last reached. " +
+	"socket is the URL to dial as it is (endpoint followed by the app's client_path). " +
+	"With ?ticket= (a handoff's, see sdk/PROTOCOL.md) it answers the ticket's target replica, its socket carrying the ticket, " +
+	"without a new reservation; a ticket unknown, used, expired or of another app is 410. Any origin may read the answers (CORS)."
+
+// ticketParam is get-endpoint's handoff ticket.
+var ticketParam = Param{Name: "ticket", In: "query", Description: "a handoff ticket: answer the replica it moves a player to"}

@@ -218,12 +218,13 @@ func (s *Server) clientRoutes() []Route {
 		{"GET", "/api/get-endpoint", public, s.limited(s.seedGetEndpoint), Doc{
 			Summary:     "get-endpoint for the default tenant (the original tool's form)",
 			Description: getEndpointDescription,
-			Params:      []Param{{Name: "app_name", In: "query", Required: true, Description: "the app, in the default tenant"}},
-			Response:    endpoint.Endpoint{}, Errors: []int{400, 404, 429, 503}}},
+			Params:      []Param{{Name: "app_name", In: "query", Required: true, Description: "the app, in the default tenant"}, ticketParam},
+			Response:    endpoint.Endpoint{}, Errors: []int{400, 404, 410, 429, 503}}},
 		{"GET", appPath + "/endpoint", public, s.limited(s.getEndpoint), Doc{
 			Summary:     "get-endpoint: where a game client should connect",
 			Description: getEndpointDescription,
-			Response:    endpoint.Endpoint{}, Errors: []int{400, 404, 429, 503}}},
+			Params:      []Param{ticketParam},
+			Response:    endpoint.Endpoint{}, Errors: []int{400, 404, 410, 429, 503}}},
 		{"PUT", "/api/v1/leases/:id", public, s.keepHold, Doc{
 			Summary:     "Keep an app-held lease alive for another ttl",
 			Description: "The lease's id is its own secret: only its creator is told it.",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,8 +39,12 @@ var (
 
 // Endpoint is get-endpoint's answer: where one client should connect.
 type Endpoint struct {
-	// Endpoint is the WebSocket URL (ws:// or wss://) pinning tenant, app,
-	// revision and replica; URL is the same place over http(s).
+	// Socket is the WebSocket URL a client dials as it is: Endpoint followed
+	// by the app's client_path (and, for a handoff, its ticket).
+	Socket string `json:"socket"`
+	// Endpoint is the WebSocket URL (ws:// or wss://) of the replica's base,
+	// pinning tenant, app, revision and replica; URL is the same place over
+	// http(s).
 	Endpoint  string `json:"endpoint"`
 	URL       string `json:"url"`
 	Tenant    string `json:"tenant"`
@@ -59,10 +64,12 @@ func (e Endpoint) JSON() ([]byte, error) {
 	return json.Marshal(e)
 }
 
-// answerKey names a cached answer: one replica under one reservation TTL.
+// answerKey names a cached answer: one replica under one reservation TTL
+// and client path.
 type answerKey struct {
-	r   apps.ReplicaID
-	ttl time.Duration
+	r          apps.ReplicaID
+	ttl        time.Duration
+	clientPath string
 }
 
 // maxAnswers bounds the allocator's cache of encoded answers; past it the
@@ -90,7 +97,11 @@ type Allocator struct {
 	// Notify, if set, is told at once of an app waiting for a replica to
 	// start (the leader's reconciler, in this process); other instances hear
 	// of it through the counts, published at once.
-	Notify   func(apps.Ref)
+	Notify func(apps.Ref)
+	// Tickets reads handoff tickets (get-endpoint with ?ticket=).
+	Tickets interface {
+		Ticket(ctx context.Context, id string) (apps.Ticket, error)
+	}
 	mu       sync.Mutex
 	byClient map[string][]time.Time // reservation expiries per client address
 	answers  map[answerKey]Endpoint // encoded answers, guarded by mu
@@ -171,6 +182,31 @@ func (a *Allocator) Get(ctx context.Context, client, tenant, app string) (ep End
 		}
 		t.Stop()
 	}
+}
+
+// ForTicket answers get-endpoint for a handed-off player: the ticket's
+// target replica, its socket URL carrying the ticket. No reservation is made
+// (the handoff made one). A ticket that is unknown, used, expired, of
+// another app, or whose target is gone is apps.ErrGone.
+func (a *Allocator) ForTicket(ctx context.Context, tenant, app, id string) (Endpoint, error) {
+	if a.Tickets == nil {
+		return Endpoint{}, fmt.Errorf("handoff tickets are not served here: %w", apps.ErrGone)
+	}
+	t, err := a.Tickets.Ticket(ctx, id)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if t.Tenant != tenant || t.App != app {
+		return Endpoint{}, fmt.Errorf("ticket is for another app: %w", apps.ErrGone)
+	}
+	r, ok := a.routes.Lookup(t.Tenant, t.App, t.Revision, t.Replica)
+	ar, _ := a.routes.App(tenant, app)
+	if !ok || !r.Routable() || ar == nil {
+		return Endpoint{}, fmt.Errorf("the ticket's replica %s is gone: %w", t.Replica, apps.ErrGone)
+	}
+	ep := a.endpointFor(r, time.Until(t.Expires), ar.App.ClientPath)
+	ep.Socket += "?" + TicketParam + "=" + id
+	return ep, nil
 }
 
 // admit counts a reservation against the client address, refusing past the
@@ -281,20 +317,20 @@ func (a *Allocator) try(tenant, app string) (Endpoint, bool, error) {
 	ttl := ar.App.Reservation()
 	id := apps.ReplicaID{Tenant: best.Tenant, App: best.App, Revision: best.Revision, Replica: best.Replica}
 	a.counter.Reserve(id, ttl)
-	return a.answer(id, *best, ttl), false, nil
+	return a.answer(id, *best, ttl, ar.App.ClientPath), false, nil
 }
 
 // answer returns the endpoint of a replica with its JSON, from the cache;
 // mu held.
-func (a *Allocator) answer(id apps.ReplicaID, r Route, ttl time.Duration) Endpoint {
-	k := answerKey{id, ttl}
+func (a *Allocator) answer(id apps.ReplicaID, r Route, ttl time.Duration, clientPath string) Endpoint {
+	k := answerKey{id, ttl, clientPath}
 	if ep, ok := a.answers[k]; ok {
 		return ep
 	}
 	if a.answers == nil || len(a.answers) >= maxAnswers {
 		a.answers = map[answerKey]Endpoint{}
 	}
-	ep := a.endpointFor(r, ttl)
+	ep := a.endpointFor(r, ttl, clientPath)
 	if b, err := json.Marshal(ep); err == nil {
 		ep.encoded = b
 	}
@@ -302,7 +338,7 @@ func (a *Allocator) answer(id apps.ReplicaID, r Route, ttl time.Duration) Endpoi
 	return ep
 }
 
-func (a *Allocator) endpointFor(r Route, ttl time.Duration) Endpoint {
+func (a *Allocator) endpointFor(r Route, ttl time.Duration, clientPath string) Endpoint {
 	path := PathPrefix + r.Tenant + "/" + r.App + "/" + r.Revision + "/" + r.Replica + "/"
 	httpURL := url.URL{Scheme: a.public.Scheme, Host: a.public.Host, Path: a.public.Path + path}
 	wsURL := httpURL
@@ -310,6 +346,7 @@ func (a *Allocator) endpointFor(r Route, ttl time.Duration) Endpoint {
 	if a.public.Scheme == "https" {
 		wsURL.Scheme = "wss"
 	}
-	return Endpoint{Endpoint: wsURL.String(), URL: httpURL.String(), Tenant: r.Tenant, App: r.App,
+	ws := wsURL.String()
+	return Endpoint{Socket: ws + strings.TrimPrefix(clientPath, "/"), Endpoint: ws, URL: httpURL.String(), Tenant: r.Tenant, App: r.App,
 		Revision: r.Revision, Replica: r.Replica, ExpiresIn: int(ttl / time.Second)}
 }

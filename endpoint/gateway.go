@@ -40,6 +40,14 @@ type Splicer interface {
 // PathPrefix starts every endpoint URL's path: /s/{tenant}/{app}/{rev}/{replica}/.
 const PathPrefix = "/s/"
 
+// TicketParam is the query parameter that carries a handoff ticket on a
+// socket URL; TicketHeader is how the gateway passes a checked ticket on to
+// the replica (a client's own header of that name is removed).
+const (
+	TicketParam  = "discovery_ticket"
+	TicketHeader = "X-Discovery-Ticket"
+)
+
 // Gateway proxies endpoint URLs to the replica they pin, with the prefix
 // stripped. WebSocket (and any Upgrade) sessions are handed to the Splicer and
 // counted per replica while open; plain HTTP goes through httputil.ReverseProxy.
@@ -55,7 +63,12 @@ type Gateway struct {
 	log     *slog.Logger
 	// APIBase is prefixed to the get-endpoint hint in 410 answers ("" = path only).
 	APIBase string
-	book    sessionBook
+	// Tickets uses up handoff tickets presented on a socket URL; without
+	// it such a socket is refused (410).
+	Tickets interface {
+		UseTicket(ctx context.Context, id string, target apps.ReplicaID) (apps.Ticket, error)
+	}
+	book sessionBook
 }
 
 // SetLimits bounds the sessions this gateway holds per client address and per
@@ -146,6 +159,8 @@ func parsePath(p string) (t, a, rev, rep, rest string, ok bool) {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Only the gateway says a ticket was checked.
+	r.Header.Del(TicketHeader)
 	t, a, rev, rep, rest, ok := parsePath(r.URL.Path)
 	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "no route: endpoint URLs look like /s/{tenant}/{app}/{revision}/{replica}/", nil)
@@ -164,9 +179,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	if !found || !route.Routable() {
-		hint := g.APIBase + fmt.Sprintf("/api/v1/tenants/%s/apps/%s/endpoint", t, a)
-		writeError(w, http.StatusGone, "gone", fmt.Sprintf("replica %s of %s/%s revision %s is gone; call get-endpoint again for a new endpoint", rep, t, a, rev),
-			map[string]string{"get_endpoint": hint})
+		g.writeGone(w, t, a, fmt.Sprintf("replica %s of %s/%s revision %s is gone; call get-endpoint again for a new endpoint", rep, t, a, rev))
 		return
 	}
 	prefix := PathPrefix + strings.Join([]string{t, a, rev, rep}, "/")
@@ -183,6 +196,39 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, p)))
+}
+
+// writeGone answers 410 with the app's get-endpoint URL, readable from any
+// origin (a game page's SDK asks the http URL of a socket that failed).
+func (g *Gateway) writeGone(w http.ResponseWriter, tenant, app, msg string) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	hint := g.APIBase + fmt.Sprintf("/api/v1/tenants/%s/apps/%s/endpoint", tenant, app)
+	writeError(w, http.StatusGone, "gone", msg, map[string]string{"get_endpoint": hint})
+}
+
+// useTicket checks and uses up the handoff ticket a socket URL carries, if
+// any; it reports the ticket ("" without one) and false after answering
+// 410 for one that cannot be used.
+func (g *Gateway) useTicket(w http.ResponseWriter, r *http.Request, p pinned) (string, bool) {
+	if !strings.Contains(r.URL.RawQuery, TicketParam) {
+		return "", true
+	}
+	id := r.URL.Query().Get(TicketParam)
+	if id == "" {
+		return "", true
+	}
+	err := fmt.Errorf("handoff tickets are not accepted here: %w", apps.ErrGone)
+	if g.Tickets != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		_, err = g.Tickets.UseTicket(ctx, id, apps.ReplicaID{Tenant: p.route.Tenant, App: p.route.App, Revision: p.route.Revision, Replica: p.route.Replica})
+		cancel()
+	}
+	if err != nil {
+		g.log.Info("handoff ticket refused", "tenant", p.route.Tenant, "app", p.route.App, "replica", p.route.Replica, "err", err)
+		g.writeGone(w, p.route.Tenant, p.route.App, "the handoff ticket cannot be used ("+err.Error()+"); call get-endpoint for a new endpoint")
+		return "", false
+	}
+	return id, true
 }
 
 // gone reports a route that can never lead anywhere again: its replica is
@@ -210,6 +256,10 @@ func isUpgrade(r *http.Request) bool {
 // answer), passes a 101 through, then hands both connections to the relay: no
 // goroutine of ours stays with the session.
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
+	ticket, ok := g.useTicket(w, r, p)
+	if !ok {
+		return
+	}
 	addr, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		addr = r.RemoteAddr
@@ -241,6 +291,9 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
 	out.URL = &url.URL{Path: p.rest, RawQuery: r.URL.RawQuery}
 	out.RequestURI = ""
 	out.Header.Set("X-Forwarded-Prefix", p.prefix)
+	if ticket != "" {
+		out.Header.Set(TicketHeader, ticket)
+	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		out.Header.Set("X-Forwarded-For", host)
 	}

@@ -125,6 +125,10 @@ type Config struct {
 	Pprof      bool
 	PublicURL  string
 	APIURL     string
+	// PublicAPIURL is the API as game clients reach it: the get-endpoint
+	// hint of the gateway's 410 answers, and $DISCOVERY_PUBLIC_API_URL of
+	// replicas (a game page's SDK calls get-endpoint there).
+	PublicAPIURL string
 	Instance   string
 	DataDir    string
 	ReplicaDir string
@@ -266,6 +270,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&c.Pprof, "pprof", envBool("DISCOVERY_PPROF", false), "also serve Go's profiles (/debug/pprof/) on --metrics-addr, unauthenticated like /metrics: for an operator's loopback address, off by default (env DISCOVERY_PPROF)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("DISCOVERY_METRICS_ADDR", ""), "also serve Prometheus /metrics (plain HTTP) on this address, in any role; the only way to scrape a --role gateway instance; empty = off (env DISCOVERY_METRICS_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", env("DISCOVERY_PUBLIC_URL", ""), "gateway base URL given to clients by get-endpoint; default http://127.0.0.1:<gateway port>, https:// with --tls-cert (env DISCOVERY_PUBLIC_URL)")
+	fs.StringVar(&c.PublicAPIURL, "public-api-url", env("DISCOVERY_PUBLIC_API_URL", ""), "the API's base URL as game clients reach it: the get-endpoint hint in the gateway's 410 answers and replicas' $DISCOVERY_PUBLIC_API_URL; default --api-url, else http://127.0.0.1:<api port> (env DISCOVERY_PUBLIC_API_URL)")
 	fs.StringVar(&c.APIURL, "api-url", env("DISCOVERY_API_URL", ""), "API base URL given to replicas in $DISCOVERY_API for app-held leases; default http://127.0.0.1:<api port>, https:// with --tls-cert (env DISCOVERY_API_URL)")
 	fs.StringVar(&c.Instance, "instance", env("DISCOVERY_INSTANCE", ""), "this instance's name in session counts; default host-pid (env DISCOVERY_INSTANCE)")
 	fs.StringVar(&c.DataDir, "data-dir", env("DISCOVERY_DATA_DIR", "./data"), "data directory: embedded etcd, replica state and logs (env DISCOVERY_DATA_DIR)")
@@ -403,7 +408,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.goRun(func() { sessions.Run(bg) })
 
 	if c.Role == "all" || c.Role == "gateway" {
-		if err := m.startGateway(routes, counter); err != nil {
+		if err := m.startGateway(routes, counter, store); err != nil {
 			return err
 		}
 		if err := m.startGatewayWorkers(endpoints); err != nil {

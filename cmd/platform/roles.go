@@ -28,7 +28,7 @@ import (
 )
 
 // startGateway serves endpoint URLs on --gateway-addr.
-func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) error {
+func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter, store *apps.Store) error {
 	// A peer that half-closes and then goes silent is cut after 10s, so it
 	// cannot hold a session (and its count) forever.
 	blocking := m.Config.RelayWait == "blocking" || m.Config.RelayWait == "auto" && m.Config.Role == "gateway"
@@ -38,6 +38,8 @@ func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter) 
 	}
 	m.relay = rl
 	gw := endpoint.NewGateway(routes, counter, rl, m.Log.With("part", "gateway"))
+	gw.APIBase = m.publicAPIURL()
+	gw.Tickets = store
 	gw.SetLimits(endpoint.SessionLimits{PerAddress: m.Config.PerAddress, PerTenant: m.Config.PerTenant})
 	mux := http.NewServeMux()
 	mux.Handle(endpoint.PathPrefix, gw)
@@ -139,6 +141,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 	}
 	alloc.PerClient = c.ReservationsPer
 	alloc.Notify = sessions.Notify
+	alloc.Tickets = store
 	m.server = api.New(api.Config{
 		Bridge:        bridge.Handler(),
 		Sessions:      sessions,
@@ -203,7 +206,8 @@ func (m *Main) leaderTerm(lctx context.Context, ctl *control) {
 		Resync: c.Resync, Tick: min(c.ProbeInterval, time.Second), Logger: m.Log.With("part", "reconciler"),
 		Quotas: ctl.quotas,
 		ReplicaEnv: func(id apps.ReplicaID) map[string]string {
-			return map[string]string{"DISCOVERY_LEASE_TOKEN": ctl.tokens.LeaseToken(id.Tenant, id.App, id.Revision)}
+			return map[string]string{"DISCOVERY_LEASE_TOKEN": ctl.tokens.LeaseToken(id.Tenant, id.App, id.Revision),
+				"DISCOVERY_PUBLIC_API_URL": m.publicAPIURL()}
 		},
 	})
 	ctl.leader.Store(rec)
@@ -216,6 +220,21 @@ func (m *Main) leaderTerm(lctx context.Context, ctl *control) {
 	if err := rec.Run(lctx); err != nil {
 		m.Log.Error("reconciler stopped", "err", err)
 	}
+}
+
+// publicAPIURL is the API as game clients reach it: --public-api-url, else
+// --api-url, else this instance's own API listener ("" for a gateway without
+// either: its 410 hints are then paths only).
+func (m *Main) publicAPIURL() string {
+	switch {
+	case m.Config.PublicAPIURL != "":
+		return strings.TrimSuffix(m.Config.PublicAPIURL, "/")
+	case m.Config.APIURL != "":
+		return strings.TrimSuffix(m.Config.APIURL, "/")
+	case m.ln != nil:
+		return m.scheme() + "://" + loopback(m.ln.Addr())
+	}
+	return ""
 }
 
 // withTimeout runs f with ctx bounded by d.

@@ -43,7 +43,7 @@ func (s *Server) guard(a Access) fiber.Handler {
 		if err := s.writable(c); err != nil {
 			return err
 		}
-		if err := s.tenantWrite(c, tenant); err != nil {
+		if err := s.tenantWrite(c, a, tenant); err != nil {
 			return err
 		}
 		return c.Next()

@@ -215,10 +215,11 @@ func (w *authWorld) storeRevision() int64 {
 // tokens outside a tenant, images, metrics) are the platform admin's only.
 var may = map[string]map[string]bool{
 	"owner": {"apps:read": true, "apps:write": true, "revisions:read": true, "revisions:write": true, "events:read": true, "logs:read": true,
-		"tenant:read": true, "members:read": true, "members:write": true, "quota:read": true, "tokens:write": true, "leases:read": true, "leases:write": true},
+		"tenant:read": true, "members:read": true, "members:write": true, "quota:read": true, "tokens:write": true, "leases:read": true, "leases:write": true, "notices:read": true},
 	"deployer": {"apps:read": true, "apps:write": true, "revisions:read": true, "revisions:write": true, "events:read": true, "logs:read": true,
-		"tenant:read": true, "quota:read": true, "leases:read": true, "leases:write": true},
-	"viewer": {"apps:read": true, "revisions:read": true, "events:read": true, "logs:read": true, "tenant:read": true, "quota:read": true, "leases:read": true},
+		"tenant:read": true, "quota:read": true, "leases:read": true, "leases:write": true, "notices:read": true},
+	"viewer": {"apps:read": true, "revisions:read": true, "events:read": true, "logs:read": true, "tenant:read": true, "quota:read": true, "leases:read": true,
+		"notices:read": true},
 	"":       {},
 }
 

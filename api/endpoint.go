@@ -10,6 +10,7 @@ import (
 
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/endpoint"
+	"github.com/discovery-platform/discovery/tenants"
 )
 
 // EndpointGetter answers get-endpoint (endpoint.Allocator).
@@ -70,6 +71,30 @@ func (s *Server) answerEndpoint(c *fiber.Ctx, tenant, app string) error {
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(b)
+}
+
+// Handoffer moves players between revisions (endpoint.Handoffs).
+type Handoffer interface {
+	Handoff(ctx context.Context, req endpoint.HandoffRequest) (endpoint.Moved, error)
+}
+
+// handoff moves one player from a draining revision: the body is its state.
+func (s *Server) handoff(c *fiber.Ctx) error {
+	if s.cfg.Handoffs == nil {
+		return fiber.NewError(fiber.StatusNotImplemented, "this platform instance makes no handoffs")
+	}
+	from := c.Get("X-Discovery-Replica")
+	if from != "" && !tenants.IsLabel(from) {
+		return fmt.Errorf("%w: X-Discovery-Replica %q is not a replica id", errBadRequest, from)
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 15*time.Second)
+	defer cancel()
+	m, err := s.cfg.Handoffs.Handoff(ctx, endpoint.HandoffRequest{Tenant: c.Params("tenant"), App: c.Params("app"),
+		Revision: c.Params("rev"), FromReplica: from, State: c.Body()})
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(m)
 }
 
 type holdRequest struct {

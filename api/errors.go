@@ -55,6 +55,8 @@ var errorCodes = []struct {
 	{endpoint.ErrTooManyReservations, fiber.StatusTooManyRequests, "too_many_reservations", ""},
 	{endpoint.ErrNoCapacity, fiber.StatusServiceUnavailable, "no_capacity", ""},
 	{endpoint.ErrNotServing, fiber.StatusServiceUnavailable, "not_serving", ""},
+	{endpoint.ErrStateTooLarge, fiber.StatusRequestEntityTooLarge, "too_large", ""},
+	{endpoint.ErrTargetRefused, fiber.StatusBadGateway, "bad_gateway", ""},
 	// The store over its quota (etcd's NOSPACE alarm) refuses every write
 	// until space is freed and the alarm disarmed.
 	{storeerr.ErrFull, fiber.StatusServiceUnavailable, "store_full",

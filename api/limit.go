@@ -98,17 +98,23 @@ func (s *Server) limit(c *fiber.Ctx) error {
 
 // writeCost is what one management write costs against its tenant's write
 // budget, in bytes: its body plus a fixed part for the records, events and
-// etcd history a write leaves behind.
-func writeCost(c *fiber.Ctx) int { return 1024 + len(c.Body()) }
+// etcd history a write leaves behind; a body passed on, not stored
+// (Access.Unstored), costs nothing.
+func writeCost(c *fiber.Ctx, a Access) int {
+	if a.Unstored {
+		return 1024
+	}
+	return 1024 + len(c.Body())
+}
 
 // tenantWrite bounds the bytes one tenant can make the platform write per
 // second (429 with Retry-After past it): what a tenant writes stays in etcd's
 // history until compaction, shared by every tenant.
-func (s *Server) tenantWrite(c *fiber.Ctx, tenant string) error {
+func (s *Server) tenantWrite(c *fiber.Ctx, a Access, tenant string) error {
 	if s.cfg.TenantWrites == nil || tenant == "" || !isWrite(c) {
 		return nil
 	}
-	ok, wait := s.cfg.TenantWrites.AllowN(tenant, writeCost(c))
+	ok, wait := s.cfg.TenantWrites.AllowN(tenant, writeCost(c, a))
 	if !ok {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		return fiber.NewError(fiber.StatusTooManyRequests, fmt.Sprintf("tenant %s is writing faster than its write budget (%.0f bytes/s); retry after %s", tenant, float64(s.cfg.TenantWrites.rate), wait.Round(time.Millisecond)))

@@ -32,6 +32,9 @@ type Doc struct {
 	// into Request as strictly as the handler does).
 	Request        any
 	RequestExample string
+	// RequestType, when set, is the body's media type for a raw body (Request
+	// is then a string: the body is taken as bytes, not decoded).
+	RequestType string
 	// Status is the success status (0: 200).
 	Status int
 	// Response is the success body: a zero value of the type the handler

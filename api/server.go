@@ -40,6 +40,10 @@ type Config struct {
 	Tenants *tenants.Store
 	// Endpoints answers the public get-endpoint.
 	Endpoints EndpointGetter
+	// Handoffs moves players from a draining revision (nil: 501).
+	Handoffs Handoffer
+	// Notices tells revisions' notices (nil: 501).
+	Notices NoticeSource
 	// Authz authenticates (its Tokens) and decides every call; nil means no
 	// authentication (unit tests of the domain only).
 	Authz *authz.Authorizer
@@ -150,6 +154,9 @@ type Access struct {
 	// BodyTenant: the tenant the call acts in is the body's "tenant" field
 	// (POST /tokens), not the route's {tenant}.
 	BodyTenant bool
+	// Unstored: the body is passed on, not stored: a write costs the
+	// tenant's write budget its fixed part only.
+	Unstored bool
 	// Capability: a replica's lease capability (X-Discovery-Lease-Token) for
 	// the route's own revision is accepted instead of a token.
 	Capability bool
@@ -241,6 +248,24 @@ func (s *Server) clientRoutes() []Route {
 				apps.MinLeaseTTL, apps.MaxLeaseTTL, apps.DefaultLeaseTTL),
 			Request: holdRequest{}, RequestExample: `{"ttl":"30s"}`,
 			Status: 201, Response: apps.Lease{}, Errors: []int{400, 404, 409, 503}}},
+		{"POST", revisionPath + "/handoffs", Access{Kind: Checked, Object: "handoffs", Action: write, Capability: true, Unstored: true}, s.handoff, Doc{
+			Summary: "Hand a player off from a draining revision to the active one",
+			Description: fmt.Sprintf("A replica of a draining revision sends one player's state (any bytes, at most %d) with its own "+
+				"capability; the platform picks a replica of the active revision (a normal reservation), forwards the state to its "+
+				"handoff_path under a ticket (the state is never stored) and answers the ticket and the target's socket URL. "+
+				"The old server then closes the player's WebSocket with code 4901 and reason ticket=<ticket>. The ticket is valid %s, once, "+
+				"for that replica only. 409 unless the revision is draining and the app sets handoff_path; 502 when the target "+
+				"did not take the state (the ticket is void). See sdk/PROTOCOL.md.", apps.MaxHandoffState, apps.TicketTTL),
+			Params:  []Param{{Name: "X-Discovery-Replica", In: "header", Description: "the calling replica's id ($DISCOVERY_REPLICA)"}},
+			Request: "", RequestType: "application/octet-stream",
+			Status: 201, Response: endpoint.Moved{}, Errors: []int{400, 404, 409, 413, 502, 503}}},
+		{"GET", revisionPath + "/notices", Access{Kind: Checked, Object: "notices", Action: read, Capability: true}, s.noticeStream(), Doc{
+			Summary: "The revision's notices, live, as Server-Sent Events",
+			Description: "What its replicas' drain_hook is told, for a replica that follows its own revision with its capability " +
+				"(or a tenant member): one data: line per notice (apps.Notice as JSON), the revision's state now first, then each change " +
+				"(draining, re-activated, retired…); a comment every 15 s. The stream ends after 10 minutes (reconnect: the caller is " +
+				"authenticated again), or once the revision is over. See sdk/PROTOCOL.md.",
+			Response: "", ContentType: textEventStream, Errors: []int{404, 429, 501}}},
 		{"GET", appPath + "/leases", check("leases", read), s.listHolds, Doc{
 			Summary:  "List an app's app-held leases (every revision)",
 			Response: leaseList{}, Errors: []int{404, 503}}},

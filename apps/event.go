@@ -19,6 +19,10 @@ const (
 	EventReplicaAdopted  EventType = "replica_adopted"
 	EventCapped          EventType = "capped"
 	EventError           EventType = "error"
+	// EventNotice: a revision's replicas were told it drains (or is
+	// re-activated); EventHandoff: players were handed off between revisions.
+	EventNotice  EventType = "notice"
+	EventHandoff EventType = "handoff"
 	// The platform's own incidents, told to every app once they are over
 	// (during them nothing could be written): its store was unreachable, or
 	// full (etcd's NOSPACE alarm).

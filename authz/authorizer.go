@@ -61,14 +61,18 @@ var builtin = [][]string{
 	// owner: everything in its tenant but the quota and the tenant itself.
 	{RoleOwner, "apps", "*"}, {RoleOwner, "revisions", "*"}, {RoleOwner, "events", Read}, {RoleOwner, "logs", Read},
 	{RoleOwner, "leases", "*"}, {RoleOwner, "tenant", Read}, {RoleOwner, "members", "*"}, {RoleOwner, "quota", Read},
-	{RoleOwner, "tokens", Write},
+	{RoleOwner, "tokens", Write}, {RoleOwner, "notices", Read},
 	// deployer: deploys and operates apps.
 	{RoleDeployer, "apps", "*"}, {RoleDeployer, "revisions", "*"}, {RoleDeployer, "events", Read}, {RoleDeployer, "logs", Read},
-	{RoleDeployer, "leases", "*"}, {RoleDeployer, "tenant", Read}, {RoleDeployer, "quota", Read},
+	{RoleDeployer, "leases", "*"}, {RoleDeployer, "tenant", Read}, {RoleDeployer, "quota", Read}, {RoleDeployer, "notices", Read},
 	// viewer: reads.
 	{RoleViewer, "apps", Read}, {RoleViewer, "revisions", Read}, {RoleViewer, "events", Read}, {RoleViewer, "logs", Read},
-	{RoleViewer, "tenant", Read}, {RoleViewer, "quota", Read}, {RoleViewer, "leases", Read},
+	{RoleViewer, "tenant", Read}, {RoleViewer, "quota", Read}, {RoleViewer, "leases", Read}, {RoleViewer, "notices", Read},
 }
+
+// capabilityMay is what a replica's lease capability may do, on its own
+// revision only: take leases, hand players off, read its drain notices.
+var capabilityMay = map[string]string{"leases": Write, "handoffs": Write, "notices": Read}
 
 // ValidRole reports whether role can be granted in a tenant.
 func ValidRole(role string) bool {
@@ -189,7 +193,7 @@ func (a *Authorizer) Decide(p Principal, r Request) error {
 		return fmt.Errorf("%w: %s may not %s %s in %s%s", ErrForbidden, p, r.Action, r.Object, tenantLabel(r.Tenant), why)
 	}
 	if p.Revision != nil {
-		if r.Object == "leases" && r.Action == Write && *p.Revision == (RevisionRef{r.Tenant, r.App, r.Revision}) {
+		if capabilityMay[r.Object] == r.Action && *p.Revision == (RevisionRef{r.Tenant, r.App, r.Revision}) {
 			return nil
 		}
 		return deny("")

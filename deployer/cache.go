@@ -33,6 +33,10 @@ type cache struct {
 	onChange func(apps.Ref)
 	onReset  func()
 
+	// onNotable, if set, is told of each revision that started draining or
+	// was re-activated, as it happens (not on a relist).
+	onNotable func(apps.Revision)
+
 	mu     sync.Mutex
 	apps   map[apps.Ref]*apps.AppRecords
 	loaded map[apps.RecordKind]bool
@@ -65,10 +69,28 @@ func (c *cache) Reset(kind apps.RecordKind, all []apps.Record) {
 // Apply applies a batch of changes (apps.FeedHandler).
 func (c *cache) Apply(_ apps.RecordKind, changes []apps.Record) {
 	c.mu.Lock()
+	var notable []apps.Revision
+	if c.onNotable != nil {
+		for _, rec := range changes {
+			if rec.Kind != apps.KindRevision || rec.Deleted {
+				continue
+			}
+			var prev apps.RevisionState
+			if a := c.apps[rec.Ref]; a != nil {
+				prev = a.Revs[rec.Revision].State
+			}
+			if apps.Notable(prev, rec.Rev.State) {
+				notable = append(notable, *rec.Rev)
+			}
+		}
+	}
 	refs := c.put(changes)
 	c.mu.Unlock()
 	for ref := range refs {
 		c.onChange(ref)
+	}
+	for _, rev := range notable {
+		c.onNotable(rev)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -72,6 +73,7 @@ type Reconciler struct {
 	store    Store
 	feed     *apps.Feed
 	cache    *cache
+	notices  *notifier
 	rt       Runtime
 	sessions SessionCounter
 	cfg      Config
@@ -123,6 +125,10 @@ func NewReconciler(store Store, rt Runtime, sessions SessionCounter, cfg Config)
 	}
 	r.cache = newCache(r.queue.Add, r.enqueueCached)
 	r.feed = store.NewFeed(r.cache, cfg.Logger)
+	r.notices = &notifier{
+		snapshot: func(ref apps.Ref) (apps.Snapshot, bool) { s, _, ok := r.cache.snapshot(ref); return s, ok },
+		events:   store, client: &http.Client{}, log: cfg.Logger, now: cfg.Now, sem: make(chan struct{}, 64),
+	}
 	return r
 }
 
@@ -136,7 +142,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	fctx, stopFeed := context.WithCancel(ctx)
-	defer stopFeed()
+	defer func() {
+		stopFeed() // also ends the notices in flight
+		r.notices.wait()
+	}()
+	r.cache.onNotable = func(rev apps.Revision) { r.notices.notify(fctx, rev) }
 	wg.Go(func() { r.feed.Run(fctx) })
 	for !r.cache.synced() {
 		select {

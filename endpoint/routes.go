@@ -168,6 +168,19 @@ func (r *Routes) Lookup(tenant, app, rev, replica string) (rt Route, ok bool) {
 	return rt, ok
 }
 
+// Notice is a revision's notice from the table (api.NoticeSource).
+func (r *Routes) Notice(tenant, app, rev string) (apps.Notice, bool) {
+	ar, ok := r.App(tenant, app)
+	if !ok {
+		return apps.Notice{}, false
+	}
+	rv, ok := ar.Revisions[rev]
+	if !ok {
+		return apps.Notice{}, false
+	}
+	return apps.NoticeFor(ar.App, rv, ar.Active, time.Now()), true
+}
+
 // App returns what the table knows of one app.
 func (r *Routes) App(tenant, app string) (*AppRoutes, bool) {
 	v, ok := r.table.Load(apps.Ref{Tenant: tenant, App: app})

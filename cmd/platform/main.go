@@ -122,18 +122,18 @@ type Config struct {
 	// any role (the API also serves it on Addr; a gateway has no other).
 	MetricsAddr string
 	// Pprof also serves Go's profiles (/debug/pprof/) on MetricsAddr.
-	Pprof      bool
-	PublicURL  string
-	APIURL     string
+	Pprof     bool
+	PublicURL string
+	APIURL    string
 	// PublicAPIURL is the API as game clients reach it: the get-endpoint
 	// hint of the gateway's 410 answers, and $DISCOVERY_PUBLIC_API_URL of
 	// replicas (a game page's SDK calls get-endpoint there).
 	PublicAPIURL string
-	Instance   string
-	DataDir    string
-	ReplicaDir string
-	Etcd       []string
-	EtcdPrefix string
+	Instance     string
+	DataDir      string
+	ReplicaDir   string
+	Etcd         []string
+	EtcdPrefix   string
 	// EtcdCert, EtcdKey and EtcdCA are the client TLS of an external etcd.
 	EtcdCert, EtcdKey, EtcdCA string
 	Runtime                   string

@@ -142,6 +142,8 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 	alloc.PerClient = c.ReservationsPer
 	alloc.Notify = sessions.Notify
 	alloc.Tickets = store
+	handoffs := &endpoint.Handoffs{Alloc: alloc, Tickets: store, Events: store}
+	m.goRun(func() { handoffs.Run(bg, 2*time.Second) })
 	m.server = api.New(api.Config{
 		Bridge:        bridge.Handler(),
 		Sessions:      sessions,
@@ -157,6 +159,8 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 		Version:       version,
 		StaleWindow:   c.StaleWindow,
 		Endpoints:     alloc,
+		Handoffs:      handoffs,
+		Notices:       routes,
 		Ready: func(ctx context.Context) error {
 			_, err := ts.Exists(ctx, tenants.Default)
 			return err

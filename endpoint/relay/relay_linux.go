@@ -99,10 +99,11 @@ type loop struct {
 	r    *Relay
 	epfd int
 
-	mu       sync.Mutex // guards efd (once closed), adds, kills, stopping
+	mu       sync.Mutex // guards efd (once closed), adds, kills, tlsCmds, stopping
 	efd      int
 	adds     []*pair
-	kills    []*pair // pairs whose half-close timeout fired
+	kills    []*pair  // pairs whose half-close timeout fired
+	tlsCmds  []tlsCmd // TLS pairs to watch or forget, in order
 	stopping bool
 
 	// loop goroutine only
@@ -110,6 +111,10 @@ type loop struct {
 	events []unix.EpollEvent
 	// busy holds sides left readable when their read budget ran out.
 	busy []*side
+	// tls holds the TLS pairs watched, by slot (their events carry the
+	// slot, not an fd; see tls_linux.go); tlsFree the slots free.
+	tls     []*tlsPair
+	tlsFree []int32
 }
 
 func (r *Relay) startLoops(n int) error {
@@ -318,6 +323,10 @@ func (l *loop) process(n int) bool {
 	woken := false
 	for i := range n {
 		ev := l.events[i]
+		if ev.Pad != 0 { // a TLS pair's socket: Fd is its slot
+			l.tlsEvent(ev)
+			continue
+		}
 		if ev.Fd == int32(l.efd) {
 			woken = true
 			continue
@@ -345,14 +354,17 @@ func (l *loop) commands() bool {
 			break
 		}
 	}
-	adds, kills, stopping := l.adds, l.kills, l.stopping
-	l.adds, l.kills = nil, nil
+	adds, kills, tlsCmds, stopping := l.adds, l.kills, l.tlsCmds, l.stopping
+	l.adds, l.kills, l.tlsCmds = nil, nil, nil
 	l.mu.Unlock()
 	for _, p := range kills {
 		l.closePair(p) // idempotent: a pair that ended meanwhile is left alone
 	}
 	for _, p := range adds {
 		l.add(p)
+	}
+	for _, c := range tlsCmds {
+		l.tlsCommand(c)
 	}
 	return stopping
 }

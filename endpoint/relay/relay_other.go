@@ -17,3 +17,7 @@ func (r *Relay) spliceRaw(a, b net.Conn, aPending, bPending []byte, onClose func
 
 // readableWaiter: without epoll the fallback always copies through a buffer.
 func readableWaiter(net.Conn) *waiter { return nil }
+
+func (r *Relay) spliceTLS(a, b net.Conn, aPending, bPending []byte, onClose func()) (bool, error) {
+	return false, nil
+}

@@ -117,6 +117,13 @@ func (g *gen) requestBody(d api.Doc) (map[string]any, error) {
 		}
 		return nil, nil
 	}
+	if d.RequestType != "" {
+		if reflect.TypeOf(d.Request).Kind() != reflect.String || d.RequestExample != "" {
+			return nil, fmt.Errorf("a raw request body (RequestType) is a string Request with no example")
+		}
+		media := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+		return map[string]any{"required": true, "content": map[string]any{d.RequestType: media}}, nil
+	}
 	media, err := g.media(d.Request)
 	if err != nil {
 		return nil, fmt.Errorf("request: %w", err)

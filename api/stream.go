@@ -225,10 +225,27 @@ func (st *stream) appExists(ctx context.Context) bool {
 // sessionsView is GET .../apps/{app}/sessions: open sessions (connections,
 // reservations, app-held leases) of each serving revision and its replicas.
 type sessionsView struct {
+	// Revisions and Replicas are the totals: what keeps a revision alive
+	// and counts against max_sessions.
 	Revisions map[string]int `json:"revisions"`
 	Replicas  map[string]int `json:"replicas"`
+	// RevisionKinds and ReplicaKinds split them: open sockets,
+	// get-endpoint reservations no socket has used yet, app-held leases.
+	RevisionKinds map[string]sessionKinds `json:"revision_kinds"`
+	ReplicaKinds  map[string]sessionKinds `json:"replica_kinds"`
 	// Known is false until the platform's session table has loaded.
 	Known bool `json:"known"`
+}
+
+// sessionKinds is one count split by kind.
+type sessionKinds struct {
+	Connections  int `json:"connections"`
+	Reservations int `json:"reservations"`
+	Leases       int `json:"leases"`
+}
+
+func kindsOf(n apps.Sessions) sessionKinds {
+	return sessionKinds{Connections: n.Connections, Reservations: n.Reservations, Leases: n.Leases}
 }
 
 func (s *Server) sessions(c *fiber.Ctx) error {
@@ -239,7 +256,8 @@ func (s *Server) sessions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	v := sessionsView{Revisions: map[string]int{}, Replicas: map[string]int{}, Known: s.cfg.Sessions != nil}
+	v := sessionsView{Revisions: map[string]int{}, Replicas: map[string]int{}, RevisionKinds: map[string]sessionKinds{},
+		ReplicaKinds: map[string]sessionKinds{}, Known: s.cfg.Sessions != nil}
 	if s.cfg.Sessions == nil {
 		return c.JSON(v)
 	}
@@ -249,11 +267,14 @@ func (s *Server) sessions(c *fiber.Ctx) error {
 		}
 		n := s.cfg.Sessions.Revision(t, a, rev.ID)
 		v.Revisions[rev.ID] = n.Count
+		v.RevisionKinds[rev.ID] = kindsOf(n)
 		v.Known = v.Known && n.Known
 	}
 	for _, r := range snap.Replicas {
 		if _, serving := v.Revisions[r.Revision]; serving {
-			v.Replicas[r.ID] = s.cfg.Sessions.Replica(t, a, r.Revision, r.ID).Count
+			n := s.cfg.Sessions.Replica(t, a, r.Revision, r.ID)
+			v.Replicas[r.ID] = n.Count
+			v.ReplicaKinds[r.ID] = kindsOf(n)
 		}
 	}
 	return c.JSON(v)

@@ -35,7 +35,11 @@ type Sessions struct {
 	// Known is false until some source reports for the revision; an unknown count
 	// never retires anything.
 	Known bool
+	// Count is what keeps a revision alive: Connections + Reservations + Leases.
 	Count int
+	// Connections are open sockets, Reservations get-endpoint answers no
+	// socket has used yet, Leases app-held leases (over every instance).
+	Connections, Reservations, Leases int
 	// EmptySince is when the count last dropped to zero; zero if it never had one.
 	EmptySince time.Time
 }

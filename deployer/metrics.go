@@ -26,8 +26,8 @@ var (
 		Name: "discovery_reconcile_passes_total", Help: "Reconcile passes over one app (after a change, a runtime event or a resync).",
 	})
 	revisionSessions = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "discovery_revision_sessions", Help: "Sessions per serving revision (connections, reservations, app-held leases).",
-	}, []string{"tenant", "app", "revision"})
+		Name: "discovery_revision_sessions", Help: "Sessions per serving revision over every instance, by kind: connections (open sockets), reservations (get-endpoint answers not used yet), leases (app-held).",
+	}, []string{"tenant", "app", "revision", "kind"})
 )
 
 // metrics records what the reconciler sees; a zero value is ready to use.
@@ -43,7 +43,7 @@ func (metrics) transition(rev apps.Revision, to apps.RevisionState) {
 		rollouts.WithLabelValues(rev.Tenant, rev.App).Inc()
 	case apps.Retired, apps.Failed:
 		retirements.WithLabelValues(rev.Tenant, rev.App, string(to)).Inc()
-		revisionSessions.DeleteLabelValues(rev.Tenant, rev.App, rev.ID)
+		revisionSessions.DeletePartialMatch(prometheus.Labels{"tenant": rev.Tenant, "app": rev.App, "revision": rev.ID})
 	}
 }
 
@@ -57,7 +57,10 @@ func (metrics) observe(snap apps.Snapshot, sessions SessionCounter) {
 	}
 	for _, rev := range snap.Revisions {
 		if rev.State.Serving() {
-			revisionSessions.WithLabelValues(rev.Tenant, rev.App, rev.ID).Set(float64(sessions.Revision(rev.Tenant, rev.App, rev.ID).Count))
+			n := sessions.Revision(rev.Tenant, rev.App, rev.ID)
+			revisionSessions.WithLabelValues(rev.Tenant, rev.App, rev.ID, "connections").Set(float64(n.Connections))
+			revisionSessions.WithLabelValues(rev.Tenant, rev.App, rev.ID, "reservations").Set(float64(n.Reservations))
+			revisionSessions.WithLabelValues(rev.Tenant, rev.App, rev.ID, "leases").Set(float64(n.Leases))
 		}
 	}
 	if !snap.App.Autoscaled() {

@@ -21,8 +21,8 @@ var (
 		Name: "discovery_gateway_connections", Help: "Upgraded (WebSocket) sessions this instance's gateway holds open.",
 	})
 	replicaSessions = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "discovery_replica_sessions", Help: "This instance's sessions and reservations per replica.",
-	}, []string{"tenant", "app", "revision", "replica"})
+		Name: "discovery_replica_sessions", Help: "This instance's open sessions (kind connections) and unused get-endpoint reservations (kind reservations) per replica.",
+	}, []string{"tenant", "app", "revision", "replica", "kind"})
 )
 
 // Load is one instance's sessions on one replica.
@@ -33,6 +33,10 @@ type Load struct {
 
 // Total is what counts against capacity and keeps a revision alive.
 func (l Load) Total() int { return l.Connections + l.Reservations }
+
+func (l Load) add(o Load) Load {
+	return Load{Connections: l.Connections + o.Connections, Reservations: l.Reservations + o.Reservations}
+}
 
 // Counter counts this instance's open sessions and reservations per replica and
 // publishes the non-zero ones to etcd on a short tick, under a lease owned by
@@ -378,7 +382,8 @@ func (c *Counter) publish(ctx context.Context, lease clientv3.LeaseID, published
 	now := c.Snapshot()
 	var ops []clientv3.Op
 	for r, l := range now {
-		replicaSessions.WithLabelValues(r.Tenant, r.App, r.Revision, r.Replica).Set(float64(l.Total()))
+		replicaSessions.WithLabelValues(r.Tenant, r.App, r.Revision, r.Replica, "connections").Set(float64(l.Connections))
+		replicaSessions.WithLabelValues(r.Tenant, r.App, r.Revision, r.Replica, "reservations").Set(float64(l.Reservations))
 		if published[r] != l {
 			b, _ := json.Marshal(l)
 			ops = append(ops, clientv3.OpPut(c.prefix+r.String(), string(b), clientv3.WithLease(lease)))
@@ -386,7 +391,8 @@ func (c *Counter) publish(ctx context.Context, lease clientv3.LeaseID, published
 	}
 	for r := range published {
 		if _, ok := now[r]; !ok {
-			replicaSessions.DeleteLabelValues(r.Tenant, r.App, r.Revision, r.Replica)
+			replicaSessions.DeleteLabelValues(r.Tenant, r.App, r.Revision, r.Replica, "connections")
+			replicaSessions.DeleteLabelValues(r.Tenant, r.App, r.Revision, r.Replica, "reservations")
 			ops = append(ops, clientv3.OpDelete(c.prefix+r.String()))
 		}
 	}

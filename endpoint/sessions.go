@@ -29,8 +29,8 @@ type Sessions struct {
 
 	mu       sync.Mutex
 	loaded   map[string]bool
-	others   map[apps.ReplicaID]int // every other instance's totals
-	othersRv map[string]int         // the same summed per revision key
+	others   map[apps.ReplicaID]Load // every other instance's loads
+	othersRv map[string]Load         // the same summed per revision key
 	holdsRep map[apps.ReplicaID]int // app-held leases naming a replica
 	holdsRev map[string]int         // app-held leases per revision key
 	lastBusy map[string]time.Time
@@ -47,7 +47,7 @@ type Sessions struct {
 func NewSessions(cli *clientv3.Client, prefix string, store *apps.Store, local *Counter, log *slog.Logger) *Sessions {
 	prefix = strings.TrimSuffix(prefix, "/")
 	s := &Sessions{local: local, started: time.Now(), loaded: map[string]bool{},
-		others: map[apps.ReplicaID]int{}, othersRv: map[string]int{}, holdsRep: map[apps.ReplicaID]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{},
+		others: map[apps.ReplicaID]Load{}, othersRv: map[string]Load{}, holdsRep: map[apps.ReplicaID]int{}, holdsRev: map[string]int{}, lastBusy: map[string]time.Time{},
 		perApp: map[apps.Ref]int{}}
 	sp := path.Join(prefix, "sessions") + "/"
 	s.counts = &etcdmirror.Mirror{Cli: cli, Prefix: sp, Log: log, OnChange: func(kvs map[string][]byte) { s.updateSessions(sp, kvs) }}
@@ -66,7 +66,7 @@ func (s *Sessions) Run(ctx context.Context) {
 func revKey(t, a, rev string) string { return t + "/" + a + "/" + rev }
 
 func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
-	others, othersRv := map[apps.ReplicaID]int{}, map[string]int{}
+	others, othersRv := map[apps.ReplicaID]Load{}, map[string]Load{}
 	busy := map[string]bool{}
 	totals := map[apps.Ref]int{}
 	for k, v := range kvs {
@@ -84,8 +84,9 @@ func (s *Sessions) updateSessions(prefix string, kvs map[string][]byte) {
 		if s.local != nil && parts[0] == s.local.Instance {
 			continue // our own published copy: the live counter is fresher
 		}
-		others[r] += l.Total()
-		othersRv[revKey(r.Tenant, r.App, r.Revision)] += l.Total()
+		others[r] = others[r].add(l)
+		rk := revKey(r.Tenant, r.App, r.Revision)
+		othersRv[rk] = othersRv[rk].add(l)
 	}
 	s.mu.Lock()
 	s.others, s.othersRv = others, othersRv
@@ -151,7 +152,7 @@ func (s *Sessions) known() bool { return s.loaded["sessions"] && s.loaded["holds
 // included: what get-endpoint weighs against max_sessions.
 func (s *Sessions) Load(r apps.ReplicaID) int {
 	s.mu.Lock()
-	n := s.others[r] + s.holdsRep[r]
+	n := s.others[r].Total() + s.holdsRep[r]
 	s.mu.Unlock()
 	if s.local != nil {
 		n += s.local.Local(r).Total()
@@ -163,7 +164,7 @@ func (s *Sessions) Load(r apps.ReplicaID) int {
 func (s *Sessions) Loads(ids []apps.ReplicaID, out []int) []int {
 	s.mu.Lock()
 	for _, r := range ids {
-		out = append(out, s.others[r]+s.holdsRep[r])
+		out = append(out, s.others[r].Total()+s.holdsRep[r])
 	}
 	s.mu.Unlock()
 	if s.local != nil {
@@ -175,32 +176,38 @@ func (s *Sessions) Loads(ids []apps.ReplicaID, out []int) []int {
 // Replica reports one replica's sessions (deployer.SessionCounter).
 func (s *Sessions) Replica(tenant, app, rev, replica string) apps.Sessions {
 	r := apps.ReplicaID{Tenant: tenant, App: app, Revision: rev, Replica: replica}
-	n := s.Load(r)
-	return s.result(r.String(), n)
+	s.mu.Lock()
+	l, leases := s.others[r], s.holdsRep[r]
+	s.mu.Unlock()
+	if s.local != nil {
+		l = l.add(s.local.Local(r))
+	}
+	return s.result(r.String(), l, leases)
 }
 
 // Revision reports a revision's sessions (deployer.SessionCounter).
 func (s *Sessions) Revision(tenant, app, rev string) apps.Sessions {
 	key := revKey(tenant, app, rev)
 	s.mu.Lock()
-	n := s.othersRv[key] + s.holdsRev[key]
+	l, leases := s.othersRv[key], s.holdsRev[key]
 	s.mu.Unlock()
 	if s.local != nil {
-		n += s.local.Revision(tenant, app, rev).Total()
+		l = l.add(s.local.Revision(tenant, app, rev))
 	}
-	return s.result(key, n)
+	return s.result(key, l, leases)
 }
 
-func (s *Sessions) result(key string, n int) apps.Sessions {
+func (s *Sessions) result(key string, l Load, leases int) apps.Sessions {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n > 0 {
+	out := apps.Sessions{Known: s.known(), Count: l.Total() + leases, Connections: l.Connections, Reservations: l.Reservations, Leases: leases}
+	if out.Count > 0 {
 		s.lastBusy[key] = time.Now()
-		return apps.Sessions{Known: s.known(), Count: n}
+		return out
 	}
-	empty := s.started
-	if t := s.lastBusy[key]; t.After(empty) {
-		empty = t
+	out.EmptySince = s.started
+	if t := s.lastBusy[key]; t.After(out.EmptySince) {
+		out.EmptySince = t
 	}
-	return apps.Sessions{Known: s.known(), Count: 0, EmptySince: empty}
+	return out
 }

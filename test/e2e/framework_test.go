@@ -164,6 +164,7 @@ func (f *Framework) Running(rev string) map[string]int {
 
 // Endpoint is get-endpoint's answer.
 type Endpoint struct {
+	Socket   string `json:"socket"`
 	Endpoint string `json:"endpoint"`
 	URL      string `json:"url"`
 	Revision string `json:"revision"`

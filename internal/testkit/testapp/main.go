@@ -12,7 +12,7 @@
 //	VERSION=<s>              reported by GET /
 //	PROBE=1 (and PROBE_*)    act as a hostile replica: see probe.go
 //
-// Routes: GET /healthz; GET / answers {"revision","replica","pid","version"}
+// Routes (besides those of handoff.go): GET /healthz; GET / answers {"revision","replica","pid","version"}
 // from $DISCOVERY_REVISION, $DISCOVERY_REPLICA, its pid and $VERSION; GET
 // /echo?msg=x answers x; GET /ws is a WebSocket echo (each message sent back
 // as it came, prefixed by nothing). It prints "listening on <addr>" once it listens and
@@ -63,6 +63,8 @@ func main() {
 	}
 
 	mux := http.NewServeMux()
+	var sc sideChannels
+	sc.routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if neverHealthy || time.Since(start) < healthDelay {
 			http.Error(w, "not healthy", http.StatusServiceUnavailable)
@@ -80,6 +82,11 @@ func main() {
 			return
 		}
 		defer c.Close()
+		if msg, ok := sc.resumed(r.Header.Get("X-Discovery-Ticket")); ok {
+			if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				return
+			}
+		}
 		for {
 			mt, msg, err := c.ReadMessage()
 			if err != nil {

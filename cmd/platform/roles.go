@@ -46,7 +46,11 @@ func (m *Main) startGateway(routes *endpoint.Routes, counter *endpoint.Counter, 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.Handle("/", gw) // anything else: the gateway's JSON 404
 	m.gateway = &http.Server{Handler: mux, ReadHeaderTimeout: m.Config.HeaderTimeout, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	ln := m.secure(m.gatewayLn)
+	guarded := newFDGuard(m.gatewayLn, rl.Len)
+	if g, ok := guarded.(*fdGuard); ok {
+		m.gateway.ConnState = g.track
+	}
+	ln := m.secure(guarded)
 	m.goRun(func() {
 		// Serve only with a loaded route table: a reconnect must never get a
 		// 404 because the table was still empty (after an upgrade, say).

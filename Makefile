@@ -94,6 +94,7 @@ staticcheck:
 # latency and CPU per call, and the autoscaler's answer to a burst.
 # bench/control: deploy -> active, cold start, and the control plane at
 # 10 / 1k / 10k / 100k apps (creation rate, idle CPU, get-endpoint p50/p99).
+# bench/sessions: 50,000 idle sessions through --gateway-procs 8 (RSS, fds).
 # bench/baseline: BENCH_CONNS sessions opened and closed over two gateway
 # processes; fails unless goroutines, fds and live heap return to baseline
 # (a 4000-session version runs in make test); then the same over wss://.
@@ -102,6 +103,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/gateway -strace
 	$(GO) run ./bench/control
+	$(GO) run ./bench/sessions
 	$(GO) run ./bench/baseline -sessions $(BENCH_CONNS)
 	$(GO) run ./bench/baseline -sessions $(BENCH_CONNS) -tls
 

@@ -116,14 +116,25 @@ func (c *Client) ListEvents(ctx context.Context, tenant, app, after string, limi
 
 // GetEndpoint is get-endpoint (public, no token needed): a ready replica of
 // the app's active revision with room, reserved for the client for
-// Endpoint.ExpiresIn seconds.
+// Endpoint.ExpiresIn seconds. Dial its Socket.
 func (c *Client) GetEndpoint(ctx context.Context, tenant, app string) (Endpoint, error) {
 	var out Endpoint
 	err := c.do(ctx, http.MethodGet, apiPath("tenants", tenant, "apps", app, "endpoint"), nil, nil, &out)
 	return out, err
 }
 
-// Sessions reads an app's open sessions per serving revision and replica.
+// GetEndpointForTicket is get-endpoint with a handoff's ticket
+// (sdk/PROTOCOL.md §1, §4): the replica the player was handed off to, its
+// Socket carrying the ticket; it makes no reservation of its own. A ticket
+// unknown, used or expired answers ErrGone: call GetEndpoint instead.
+func (c *Client) GetEndpointForTicket(ctx context.Context, tenant, app, ticket string) (Endpoint, error) {
+	var out Endpoint
+	err := c.do(ctx, http.MethodGet, apiPath("tenants", tenant, "apps", app, "endpoint"), url.Values{"ticket": {ticket}}, nil, &out)
+	return out, err
+}
+
+// Sessions reads an app's open sessions per serving revision and replica,
+// in all and split into connections, reservations and app-held leases.
 func (c *Client) Sessions(ctx context.Context, tenant, app string) (Sessions, error) {
 	var out Sessions
 	err := c.do(ctx, http.MethodGet, apiPath("tenants", tenant, "apps", app, "sessions"), nil, nil, &out)

@@ -71,6 +71,26 @@ func TestTypesMatchThePlatform(t *testing.T) {
 	}
 }
 
+// TestEventTypesMatchThePlatform: the client's event type constants are
+// the platform's, every one of them.
+func TestEventTypesMatchThePlatform(t *testing.T) {
+	for platform, client := range map[apps.EventType]string{
+		apps.EventAppCreated: EventAppCreated, apps.EventAppUpdated: EventAppUpdated, apps.EventAppDeleting: EventAppDeleting,
+		apps.EventDeployed: EventDeployed, apps.EventTransition: EventTransition, apps.EventReplicaStarted: EventReplicaStarted,
+		apps.EventReplicaReady: EventReplicaReady, apps.EventReplicaCrashed: EventReplicaCrashed, apps.EventReplicaStopping: EventReplicaStopping,
+		apps.EventReplicaStopped: EventReplicaStopped, apps.EventReplicaAdopted: EventReplicaAdopted, apps.EventCapped: EventCapped,
+		apps.EventError: EventError, apps.EventNotice: EventNotice, apps.EventHandoff: EventHandoff,
+		apps.EventEtcdOutage: EventEtcdOutage, apps.EventStoreFull: EventStoreFull,
+	} {
+		if string(platform) != client {
+			t.Errorf("client event type %q, the platform's %q", client, platform)
+		}
+		if (Event{Type: client}).Symbol() == "?" {
+			t.Errorf("event type %q has no symbol", client)
+		}
+	}
+}
+
 // jsonFields maps each JSON field name of struct type t to its JSON kind.
 func jsonFields(t reflect.Type) map[string]string {
 	out := map[string]string{}

@@ -7,7 +7,8 @@ import (
 )
 
 func TestAppDiff(t *testing.T) {
-	have := App{Name: "hello", Port: 8080, HealthPath: "/healthz", Replicas: 1, ReconnectGrace: Duration(30 * time.Second)}
+	have := App{Name: "hello", Port: 8080, HealthPath: "/healthz", Replicas: 1, ReconnectGrace: Duration(30 * time.Second),
+		ReservationTTL: Duration(10 * time.Second)}
 	for _, tc := range []struct {
 		name    string
 		spec    AppSpec
@@ -18,6 +19,8 @@ func TestAppDiff(t *testing.T) {
 		{"one differs", AppSpec{Name: "hello", Replicas: Int(2), HealthPath: String("/healthz")}, []string{"replicas 1 -> 2"}},
 		{"zero is a value", AppSpec{Name: "hello", Replicas: Int(0)}, []string{"replicas 1 -> 0"}},
 		{"durations", AppSpec{Name: "hello", ReconnectGrace: Dur(time.Minute), DrainTimeout: Dur(0)}, []string{"reconnect_grace 30s -> 1m0s"}},
+		{"protocol paths and reservations", AppSpec{Name: "hello", ClientPath: String("/ws"), DrainHook: String("/discovery/drain"), HandoffPath: String(""),
+			ReservationTTL: Dur(time.Minute)}, []string{"client_path  -> /ws", "drain_hook  -> /discovery/drain", "reservation_ttl 10s -> 1m0s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			patch, changes := AppDiff(have, tc.spec)

@@ -46,6 +46,9 @@ var (
 	ErrNotServing      = &Error{Code: "not_serving", Message: "not serving"}
 	ErrNoCapacity      = &Error{Code: "no_capacity", Message: "no capacity"}
 	ErrRateLimited     = &Error{Code: "rate_limited", Message: "rate limited"}
+	// ErrGone: a replica or handoff ticket that is no more (410); ask
+	// get-endpoint afresh.
+	ErrGone = &Error{Code: "gone", Message: "gone"}
 )
 
 // ErrUnreachable matches (errors.Is) every call that got no answer: the

@@ -3,7 +3,6 @@ package client
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 )
@@ -115,12 +114,74 @@ type App struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// String is one line: "acme/arena replicas 2 generation 3", with the
+// protocol paths the app sets ("client /ws, drain hook /discovery/drain").
 func (a App) String() string {
 	s := fmt.Sprintf("%s/%s replicas %d generation %d", a.Tenant, a.Name, a.Replicas, a.Generation)
+	var paths []string
+	for _, p := range [][2]string{{"client", a.ClientPath}, {"drain hook", a.DrainHook}, {"handoff", a.HandoffPath}} {
+		if p[1] != "" {
+			paths = append(paths, p[0]+" "+p[1])
+		}
+	}
+	if len(paths) > 0 {
+		s += ", " + strings.Join(paths, ", ")
+	}
 	if a.Deleting {
 		s += " (deleting)"
 	}
 	return s
+}
+
+// Setting is one of an app's settings, named as the API names it, with its
+// value as dsh prints it.
+type Setting struct {
+	Name  string
+	Value string
+}
+
+func (s Setting) String() string { return s.Name + " " + s.Value }
+
+// Settings lists every setting AppSpec can change, paths first; an unset
+// path or bound says what it means ("none (a TCP connect)", "no cap").
+func (a App) Settings() []Setting {
+	or := func(v, empty string) string {
+		if v == "" {
+			return empty
+		}
+		return v
+	}
+	num := func(n int, zero string) string {
+		if n == 0 {
+			return zero
+		}
+		return fmt.Sprint(n)
+	}
+	dur := func(d Duration, zero string) string {
+		if d == 0 {
+			return zero
+		}
+		return d.String()
+	}
+	return []Setting{
+		{"port", fmt.Sprint(a.Port)},
+		{"health_path", or(a.HealthPath, "none (a TCP connect)")},
+		{"client_path", or(a.ClientPath, "none (clients dial the endpoint itself)")},
+		{"drain_hook", or(a.DrainHook, "none (no drain notice is POSTed)")},
+		{"handoff_path", or(a.HandoffPath, "none (players cannot be handed off to it)")},
+		{"replicas", fmt.Sprint(a.Replicas)},
+		{"max_sessions", num(a.MaxSessions, "no cap")},
+		{"target_sessions", num(a.TargetSessions, "off (no autoscaler)")},
+		{"min_replicas", fmt.Sprint(a.MinReplicas)},
+		{"max_replicas", fmt.Sprint(a.MaxReplicas)},
+		{"scale_down_delay", a.ScaleDownDelay.String()},
+		{"reservation_ttl", dur(a.ReservationTTL, "the platform's default")},
+		{"strategy", or(a.Strategy, "the platform's default")},
+		{"reconnect_grace", a.ReconnectGrace.String()},
+		{"drain_timeout", dur(a.DrainTimeout, "none (drains until empty)")},
+		{"shutdown_grace", a.ShutdownGrace.String()},
+		{"start_timeout", a.StartTimeout.String()},
+	}
 }
 
 // AppSpec creates an app (Name required) or changes one. A nil field takes
@@ -263,15 +324,22 @@ type Event struct {
 	Message string        `json:"message"`
 }
 
+// String is one line: time, the type's symbol (see Symbol), type, revision
+// and the platform's message.
 func (e Event) String() string {
-	return fmt.Sprintf("%s %-16s %-8s %s", e.Time.Local().Format("15:04:05"), e.Type, e.Revision, e.Message)
+	return fmt.Sprintf("%s %s %-16s %-8s %s", e.Time.Local().Format("15:04:05"), e.Symbol(), e.Type, e.Revision, e.Message)
 }
 
 // Endpoint is get-endpoint's answer: where one client should connect. It
 // pins tenant, app, revision and replica, and holds a place for ExpiresIn
 // seconds.
 type Endpoint struct {
-	// Endpoint is the WebSocket URL; URL the same place over http(s).
+	// Socket is the WebSocket URL a game client dials as it is: Endpoint
+	// followed by the app's client_path (and, for a handoff's target, the
+	// ticket). Empty from a platform older than client_path.
+	Socket string `json:"socket,omitempty"`
+	// Endpoint is the WebSocket URL of the replica's base; URL the same
+	// place over http(s).
 	Endpoint  string `json:"endpoint"`
 	URL       string `json:"url"`
 	Tenant    string `json:"tenant"`
@@ -281,8 +349,17 @@ type Endpoint struct {
 	ExpiresIn int    `json:"expires_in"`
 }
 
+// Dial is the URL to dial: Socket, or Endpoint from a platform that does
+// not answer Socket.
+func (e Endpoint) Dial() string {
+	if e.Socket != "" {
+		return e.Socket
+	}
+	return e.Endpoint
+}
+
 func (e Endpoint) String() string {
-	return fmt.Sprintf("%s (revision %s, replica %s, held %ds)", e.Endpoint, e.Revision, e.Replica, e.ExpiresIn)
+	return fmt.Sprintf("%s (revision %s, replica %s, held %ds)", e.Dial(), e.Revision, e.Replica, e.ExpiresIn)
 }
 
 // Quota bounds what a tenant may run.
@@ -483,37 +560,6 @@ func (t Token) String() string {
 		scope = " in tenant " + t.Tenant
 	}
 	return fmt.Sprintf("token %s for %s%s, expires %s", t.ID, t.Subject, scope, t.ExpiresAt.Local().Format(time.RFC3339))
-}
-
-// Sessions is an app's open sessions (connections, reservations and
-// app-held leases, over every gateway) per serving revision and replica.
-type Sessions struct {
-	// Revisions maps each pending, starting, active or draining revision to
-	// its sessions; Replicas maps their replicas.
-	Revisions map[string]int `json:"revisions"`
-	Replicas  map[string]int `json:"replicas"`
-	// Known is false until the platform's session table has loaded.
-	Known bool `json:"known"`
-}
-
-func (s Sessions) String() string {
-	if len(s.Revisions) == 0 {
-		return "no serving revision"
-	}
-	ids := make([]string, 0, len(s.Revisions))
-	for id := range s.Revisions {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = fmt.Sprintf("%s %d", id, s.Revisions[id])
-	}
-	out := "sessions: " + strings.Join(parts, ", ")
-	if !s.Known {
-		out += " (the platform's session table is still loading)"
-	}
-	return out
 }
 
 // Identity is who the caller is, and what it may do in a tenant.

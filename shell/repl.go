@@ -82,6 +82,8 @@ var examples = [][2]string{
 	{`images.List()`, "the images tenants may deploy (admins: images.Put)"},
 	{`deploy.Rollout("arena", "example/arena:0.2")`, "deploy an image of the catalog"},
 	{`deploy.Status("arena")`, "its revisions, states and ready replicas"},
+	{`deploy.Sessions("arena")`, "connections, reservations and leases per revision"},
+	{`events.Handoffs("arena")`, "players handed off in drains: moved, fell back"},
 	{`leases.List("arena")`, "the app's leases; leases.Release(\"arena\", \"<lease>\")"},
 	{`tokens.IssueFor("acme", "alice", 24*time.Hour)`, "a token bound to tenant acme"},
 	{`tenants.AllowCommands("acme", true)`, "let a trusted tenant deploy commands (admin)"},

@@ -35,10 +35,10 @@ type Package struct {
 // Platform lists the platform's packages dsh preloads, in the order `help`
 // shows them.
 var Platform = []Package{
-	{"apps", platformPath("shell/lib/apps"), "the tenant's apps: List, Get, Create, Update, Scale, Delete, Ensure"},
-	{"deploy", platformPath("shell/lib/deploy"), "revisions: Rollout, RolloutSpec, Status, Get, Wait, Sessions, Activate, Retire, Ensure"},
-	{"endpoint", platformPath("shell/lib/endpoint"), "get-endpoint: Get(tenant, app)"},
-	{"events", platformPath("shell/lib/events"), "activity log: List, Last, All, Follow, Watch"},
+	{"apps", platformPath("shell/lib/apps"), "the tenant's apps: List, Get, Settings, Create, Update, Patch, Scale, Delete, Ensure"},
+	{"deploy", platformPath("shell/lib/deploy"), "revisions: Rollout, RolloutSpec, Status, Get, Wait, Sessions (connections, reservations, leases), Activate, Retire, Ensure"},
+	{"endpoint", platformPath("shell/lib/endpoint"), "get-endpoint: Get(tenant, app), ForTicket(tenant, app, ticket)"},
+	{"events", platformPath("shell/lib/events"), "activity log: List, Last, All, Follow, Watch, Notices, Handoffs"},
 	{"logs", platformPath("shell/lib/logs"), "replica output: App, Revision, Replica, Tail"},
 	{"leases", platformPath("shell/lib/leases"), "app-held leases: List(app), Release(app, lease), Take, Keep"},
 	{"images", platformPath("shell/lib/images"), "the image catalog tenants deploy from: List, Get; admins Put, Delete"},

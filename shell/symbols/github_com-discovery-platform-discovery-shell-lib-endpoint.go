@@ -10,6 +10,7 @@ import (
 func init() {
 	Symbols["github.com/discovery-platform/discovery/shell/lib/endpoint/endpoint"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"Get": reflect.ValueOf(endpoint.Get),
+		"ForTicket": reflect.ValueOf(endpoint.ForTicket),
+		"Get":       reflect.ValueOf(endpoint.Get),
 	}
 }

@@ -10,11 +10,13 @@ import (
 func init() {
 	Symbols["github.com/discovery-platform/discovery/shell/lib/events/events"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"After":  reflect.ValueOf(events.After),
-		"All":    reflect.ValueOf(events.All),
-		"Follow": reflect.ValueOf(events.Follow),
-		"Last":   reflect.ValueOf(events.Last),
-		"List":   reflect.ValueOf(events.List),
-		"Watch":  reflect.ValueOf(events.Watch),
+		"After":    reflect.ValueOf(events.After),
+		"All":      reflect.ValueOf(events.All),
+		"Follow":   reflect.ValueOf(events.Follow),
+		"Handoffs": reflect.ValueOf(events.Handoffs),
+		"Last":     reflect.ValueOf(events.Last),
+		"List":     reflect.ValueOf(events.List),
+		"Notices":  reflect.ValueOf(events.Notices),
+		"Watch":    reflect.ValueOf(events.Watch),
 	}
 }

@@ -1,5 +1,6 @@
 // Package apps is dsh's view of the current tenant's apps: create, list,
-// read, change, scale, delete, and Ensure for scripts that declare their apps.
+// read (Settings lists every setting), change, scale, delete, and Ensure for
+// scripts that declare their apps.
 // It is a thin layer over the client bound to the dsh session.
 package apps
 
@@ -21,6 +22,13 @@ type Spec struct {
 	Port int
 	// HealthPath is probed over HTTP for readiness ("" keeps a TCP check).
 	HealthPath string
+	// ClientPath is where game clients connect under a replica's endpoint
+	// (get-endpoint's socket ends with it: "/ws"); DrainHook is the path
+	// drain notices are POSTed to; HandoffPath receives handed-off players'
+	// state (sdk/PROTOCOL.md). To clear one, Patch it with client.String("").
+	ClientPath  string
+	DrainHook   string
+	HandoffPath string
 	// Replicas is how many replicas the active revision runs.
 	Replicas int
 	// MaxSessions caps sessions per replica.
@@ -31,6 +39,9 @@ type Spec struct {
 	MinReplicas    int
 	MaxReplicas    int
 	ScaleDownDelay time.Duration
+	// ReservationTTL is how long a get-endpoint answer holds its place on a
+	// replica (1s to 2m; the platform's default is 10s).
+	ReservationTTL time.Duration
 	// Strategy is "packed" or "spread".
 	Strategy string
 	// ReconnectGrace, DrainTimeout, ShutdownGrace and StartTimeout: see the
@@ -45,18 +56,18 @@ type Spec struct {
 func (s Spec) ClientSpec() client.AppSpec {
 	cs := client.AppSpec{Name: s.Name}
 	setInt(&cs.Port, s.Port)
-	if s.HealthPath != "" {
-		cs.HealthPath = client.String(s.HealthPath)
-	}
+	setString(&cs.HealthPath, s.HealthPath)
+	setString(&cs.ClientPath, s.ClientPath)
+	setString(&cs.DrainHook, s.DrainHook)
+	setString(&cs.HandoffPath, s.HandoffPath)
 	setInt(&cs.Replicas, s.Replicas)
 	setInt(&cs.MaxSessions, s.MaxSessions)
 	setInt(&cs.TargetSessions, s.TargetSessions)
 	setInt(&cs.MinReplicas, s.MinReplicas)
 	setInt(&cs.MaxReplicas, s.MaxReplicas)
 	setDur(&cs.ScaleDownDelay, s.ScaleDownDelay)
-	if s.Strategy != "" {
-		cs.Strategy = client.String(s.Strategy)
-	}
+	setDur(&cs.ReservationTTL, s.ReservationTTL)
+	setString(&cs.Strategy, s.Strategy)
 	setDur(&cs.ReconnectGrace, s.ReconnectGrace)
 	setDur(&cs.DrainTimeout, s.DrainTimeout)
 	setDur(&cs.ShutdownGrace, s.ShutdownGrace)
@@ -67,6 +78,12 @@ func (s Spec) ClientSpec() client.AppSpec {
 func setInt(p **int, v int) {
 	if v != 0 {
 		*p = client.Int(v)
+	}
+}
+
+func setString(p **string, v string) {
+	if v != "" {
+		*p = client.String(v)
 	}
 }
 
@@ -111,6 +128,16 @@ func Get(name string) (client.App, error) {
 		return client.App{}, err
 	}
 	return c.GetApp(dsh.Context(), dsh.Tenant(), name)
+}
+
+// Settings lists every setting of an app with its value, unset ones saying
+// what they mean: apps.Settings("arena").
+func Settings(name string) ([]client.Setting, error) {
+	a, err := Get(name)
+	if err != nil {
+		return nil, err
+	}
+	return a.Settings(), nil
 }
 
 // Update changes the settings spec sets (its Name may be left empty).

@@ -86,9 +86,10 @@ func Current(app string) (client.Revision, error) {
 	return r, nil
 }
 
-// Sessions counts app's open sessions per serving revision and replica: a
-// draining revision is retired once its count has stayed 0 for the app's
-// reconnect_grace.
+// Sessions counts app's sessions per serving revision and replica, in all
+// and by kind: open connections, reservations (get-endpoint answers no
+// socket used yet) and app-held leases. A draining revision is retired once
+// its count has stayed 0 for the app's reconnect_grace.
 func Sessions(app string) (client.Sessions, error) {
 	c, err := dsh.Connected()
 	if err != nil {

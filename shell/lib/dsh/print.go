@@ -48,6 +48,12 @@ func Sprint(v any) string {
 		return imageTable(x)
 	case []client.Lease:
 		return leaseTable(x)
+	case []client.Setting:
+		return settingTable(x)
+	case []client.DrainNotice:
+		return noticeTable(x)
+	case []client.HandoffCount:
+		return handoffTable(x)
 	case []string:
 		return strings.Join(x, "\n")
 	case fmt.Stringer:
@@ -128,9 +134,40 @@ func eventTable(list []client.Event) string {
 	}
 	rows := make([][]string, 0, len(list))
 	for _, e := range list {
-		rows = append(rows, []string{e.Time.Local().Format("15:04:05"), e.Type, e.Revision, e.Message})
+		rows = append(rows, []string{e.Time.Local().Format("15:04:05"), e.Symbol() + " " + e.Type, e.Revision, e.Message})
 	}
 	return table("TIME\tTYPE\tREVISION\tMESSAGE", rows)
+}
+
+func settingTable(list []client.Setting) string {
+	rows := make([][]string, 0, len(list))
+	for _, s := range list {
+		rows = append(rows, []string{s.Name, s.Value})
+	}
+	return table("SETTING\tVALUE", rows)
+}
+
+func noticeTable(list []client.DrainNotice) string {
+	if len(list) == 0 {
+		return none("drain notices")
+	}
+	rows := make([][]string, 0, len(list))
+	for _, n := range list {
+		rows = append(rows, []string{n.Time.Local().Format("15:04:05"), n.Revision, n.State, n.Active,
+			fmt.Sprintf("%d/%d", n.Told, n.Replicas), n.Hook})
+	}
+	return table("TIME\tREVISION\tTOLD IT IS\tNEW PLAYERS GO TO\tREPLICAS TOLD\tHOOK", rows)
+}
+
+func handoffTable(list []client.HandoffCount) string {
+	if len(list) == 0 {
+		return none("handoffs")
+	}
+	rows := make([][]string, 0, len(list))
+	for _, h := range list {
+		rows = append(rows, []string{h.Time.Local().Format("15:04:05"), h.From, h.To, fmt.Sprint(h.Moved), fmt.Sprint(h.FellBack)})
+	}
+	return table("TIME\tFROM\tTO\tMOVED\tFELL BACK", rows)
 }
 
 func tenantTable(list []client.Tenant) string {

@@ -88,3 +88,46 @@ func TestCatalogAndLeasesPrintAsTables(t *testing.T) {
 		t.Errorf("tenants print:\n%s", ten)
 	}
 }
+
+// TestNoticesAndHandoffsStandOut: the activity log marks each type with its
+// symbol; notices and handoffs list as tables of their counts.
+func TestNoticesAndHandoffsStandOut(t *testing.T) {
+	at := time.Date(2026, 12, 2, 17, 0, 0, 0, time.Local)
+	evs := []client.Event{
+		{Time: at, Type: client.EventTransition, Revision: "9d00cc18", From: client.Active, To: client.Draining, Message: "active -> draining: superseded by 5be2a1f0"},
+		{Time: at, Type: client.EventNotice, Revision: "9d00cc18", Message: "drain notice (draining, new players go to 5be2a1f0): told 1 of 2 replicas at /discovery/drain"},
+		{Time: at, Type: client.EventHandoff, Revision: "9d00cc18", Message: "handoff 9d00cc18 -> 5be2a1f0: 3 players moved, 1 could not be (they reconnect through get-endpoint)"},
+	}
+	got := Sprint(evs)
+	for _, want := range []string{`(?m)^17:00:00\s+→ transition\s+9d00cc18\s+active -> draining`, `(?m)^17:00:00\s+⚑ notice\s+9d00cc18\s+drain notice .*told 1 of 2 replicas`,
+		`(?m)^17:00:00\s+⇄ handoff\s+9d00cc18\s+handoff 9d00cc18 -> 5be2a1f0: 3 players moved, 1 could not be`} {
+		if !regexp.MustCompile(want).MatchString(got) {
+			t.Errorf("the log lacks %s:\n%s", want, got)
+		}
+	}
+	var notices []client.DrainNotice
+	var handoffs []client.HandoffCount
+	for _, e := range evs {
+		if n, ok := e.Notice(); ok {
+			notices = append(notices, n)
+		}
+		if h, ok := e.Handoff(); ok {
+			handoffs = append(handoffs, h)
+		}
+	}
+	if got := Sprint(notices); !regexp.MustCompile(`^TIME\s+REVISION\s+TOLD IT IS\s+NEW PLAYERS GO TO\s+REPLICAS TOLD\s+HOOK\n17:00:00\s+9d00cc18\s+draining\s+5be2a1f0\s+1/2\s+/discovery/drain$`).MatchString(got) {
+		t.Errorf("notices print:\n%s", got)
+	}
+	if got := Sprint(handoffs); !regexp.MustCompile(`^TIME\s+FROM\s+TO\s+MOVED\s+FELL BACK\n17:00:00\s+9d00cc18\s+5be2a1f0\s+3\s+1$`).MatchString(got) {
+		t.Errorf("handoffs print:\n%s", got)
+	}
+	if Sprint([]client.HandoffCount{}) != "(no handoffs)" || Sprint([]client.DrainNotice{}) != "(no drain notices)" {
+		t.Error("empty lists")
+	}
+	settings := Sprint(client.App{ClientPath: "/ws", DrainHook: "/discovery/drain", ReservationTTL: client.Duration(time.Minute)}.Settings())
+	for _, want := range []string{`(?m)^SETTING\s+VALUE$`, `(?m)^client_path\s+/ws$`, `(?m)^drain_hook\s+/discovery/drain$`, `(?m)^handoff_path\s+none`, `(?m)^reservation_ttl\s+1m0s$`} {
+		if !regexp.MustCompile(want).MatchString(settings) {
+			t.Errorf("settings lack %s:\n%s", want, settings)
+		}
+	}
+}

@@ -1,5 +1,8 @@
 // Package events is dsh's view of an app's activity log: deployed, became
-// active, draining with N sessions, retired, crashed, scaled, capped.
+// active, draining with N sessions, retired, crashed, scaled, capped, drain
+// notices (how many replicas were told) and handoffs (how many players moved,
+// how many fell back to get-endpoint). Each line is marked with its type's
+// symbol (client.Event.Symbol).
 package events
 
 import (
@@ -33,6 +36,33 @@ func Last(app string, n int) ([]client.Event, error) {
 		evs = evs[len(evs)-n:]
 	}
 	return evs, err
+}
+
+// Notices returns the drain notices of app's activity log, oldest first:
+// which revision's replicas were told what, and how many of them.
+func Notices(app string) ([]client.DrainNotice, error) {
+	evs, err := All(app)
+	var out []client.DrainNotice
+	for _, e := range evs {
+		if n, ok := e.Notice(); ok {
+			out = append(out, n)
+		}
+	}
+	return out, err
+}
+
+// Handoffs returns the handoff counts of app's activity log, oldest first:
+// players moved from a draining revision to the active one, and those that
+// could not be (they reconnect through get-endpoint).
+func Handoffs(app string) ([]client.HandoffCount, error) {
+	evs, err := All(app)
+	var out []client.HandoffCount
+	for _, e := range evs {
+		if h, ok := e.Handoff(); ok {
+			out = append(out, h)
+		}
+	}
+	return out, err
 }
 
 // After returns app's events after the event id after, oldest first.

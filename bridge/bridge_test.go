@@ -52,7 +52,7 @@ func TestHandlerServesTheEmbeddedPage(t *testing.T) {
 	assert.Equal(t, 304, code, "unchanged files are revalidated, not resent")
 
 	// Every script the page loads is served, and is ours.
-	for _, js := range []string{"images.js", "leases.js"} {
+	for _, js := range []string{"images.js", "leases.js", "sessions.js", "activity.js", "settings.js"} {
 		_, _, page := get("/bridge/")
 		assert.Contains(t, page, `<script src="`+js+`" defer></script>`)
 		code, h, body = get("/bridge/" + js)

@@ -365,6 +365,7 @@ async function appPage(view, tenant, name) {
           h('small', null, 'a held revision counts as having a session: it is neither retired nor scaled down')), leases),
         can['revisions:write'] && deployForm(st, refresh),
         can['apps:write'] && scaleForm(st, refresh),
+        can['apps:write'] && protocolForm(st),
         can['apps:write'] && deleteSection(st)),
       h('section', { class: 'col-side', 'aria-labelledby': 'h-log' }, h('h2', { id: 'h-log' }, 'Activity ', live), log)));
   renderSettings(st);
@@ -403,56 +404,6 @@ async function appPage(view, tenant, name) {
   }, gone);
 }
 
-function renderSettings(st) {
-  const a = st.app;
-  const scale = a.target_sessions ? `autoscaled ${a.min_replicas}–${a.max_replicas} replicas at ${a.target_sessions} sessions each` : plural(a.replicas, 'replica');
-  $('#settings').replaceChildren(`${scale} · health ${a.health_path || 'TCP'} · max sessions ${a.max_sessions || 'no cap'} · reconnect grace ${a.reconnect_grace}`,
-    a.deleting ? h('span', { class: 'badge retired' }, 'deleting') : '');
-}
-
-function logLine(ev) {
-  return h('li', { class: 'ev ev-' + ev.type, 'data-type': ev.type, 'data-revision': ev.revision || '' },
-    h('time', { datetime: ev.time }, clock(ev.time)),
-    h('span', { class: 'ev-type' }, ev.to ? ev.to : ev.type.replace(/_/g, ' ')),
-    ev.revision && !ev.message.includes(ev.revision) && h('code', null, ev.revision), ' ', ev.message);
-}
-
-// streamEvents reads the SSE activity stream with fetch (EventSource cannot
-// send the Authorization header) and reconnects after the last event seen.
-async function streamEvents(view, path, live, onEvent, onDeleted) {
-  let after = '';
-  while (!view.signal.aborted) {
-    try {
-      const res = await fetch('/api/v1' + path + (after ? '?after=' + enc(after) : ''),
-        { headers: { Authorization: 'Bearer ' + sessionStorage.getItem(TOKEN_KEY) }, signal: view.signal });
-      if (res.status === 401) return signOut('Your token was refused; sign in again.');
-      if (!res.ok) throw new Error('stream: ' + res.status);
-      live.textContent = 'live'; live.className = 'live on';
-      const reader = res.body.getReader();
-      const dec = new TextDecoder();
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += dec.decode(value, { stream: true });
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const msg = { data: '' };
-          for (const line of buf.slice(0, i).split('\n')) {
-            const m = /^(id|event|data): ?(.*)$/.exec(line);
-            if (m) msg[m[1]] = m[1] === 'data' ? msg.data + m[2] : m[2];
-          }
-          buf = buf.slice(i + 2);
-          if (msg.event === 'deleted') return onDeleted();
-          if (msg.data) { after = msg.id || after; onEvent(JSON.parse(msg.data)); }
-        }
-      }
-    } catch (e) { if (view.signal.aborted) return; }
-    live.textContent = 'reconnecting…'; live.className = 'live off';
-    await new Promise(r => setTimeout(r, 2000));
-  }
-}
-
 const STEPS = ['pending', 'starting', 'active'];
 
 // renderProgress follows the revision deployed from this page: pending ->
@@ -473,7 +424,7 @@ function renderProgress(st, el) {
 }
 
 function renderRevisions(st, el, refresh) {
-  const key = JSON.stringify([st.revs, st.sessions.revisions, st.sessions.replicas]);
+  const key = JSON.stringify([st.revs, st.sessions.revisions, st.sessions.replicas, st.sessions.revision_kinds, st.sessions.replica_kinds]);
   if (key === st.key) return;
   st.key = key;
   const focused = document.activeElement && document.activeElement.dataset.focus;
@@ -481,6 +432,8 @@ function renderRevisions(st, el, refresh) {
   const can = st.me.can['revisions:write'];
   const rows = st.revs.map(r => {
     const n = st.sessions.revisions[r.id];
+    const kinds = revisionKinds(st, r.id);
+    const open = kinds ? plural(kinds.connections, 'open connection') : plural(n, 'open session');
     const what = r.image || (r.command || []).join(' ');
     const act = async (verb, title, text, label, done) => {
       if (!await confirmAction(title, text, label)) return;
@@ -492,11 +445,11 @@ function renderRevisions(st, el, refresh) {
         h('small', { class: 'sub' }, `#${r.generation} · `, h('span', { 'data-age': r.created_at }, age(r.created_at)), ' ago')),
       h('td', { 'data-label': 'State' }, h('span', { class: 'badge ' + r.state, 'data-field': 'state' }, r.state), r.reason && h('small', { class: 'reason' }, r.reason)),
       h('td', { 'data-label': 'Runs', class: 'what' }, h('code', { title: what }, what), r.env && h('small', null, Object.entries(r.env).map(([k, v]) => `${k}=${v}`).join(' '))),
-      h('td', { 'data-label': 'Sessions', class: 'num' }, h('span', { 'data-field': 'sessions' }, n == null ? '–' : n)),
+      h('td', { 'data-label': 'Sessions', class: 'sessions' }, n == null ? h('span', { 'data-field': 'sessions' }, '–') : sessionKinds(kinds, n)),
       h('td', { 'data-label': 'Replicas' }, r.replicas.length ? h('ul', { class: 'replicas' }, r.replicas.map(p => h('li', { 'data-replica': p.id },
         h('span', { class: 'dot ' + (p.stopping ? 'stopping' : p.state), title: p.stopping ? 'stopping' : p.state }),
         h('code', null, p.id), ' ', h('span', { class: 'muted' }, p.stopping ? 'stopping' : p.state), ' ',
-        h('span', { class: 'pill', 'data-field': 'replica-sessions' }, plural(st.sessions.replicas[p.id] || 0, 'session')),
+        h('span', { class: 'replica-kinds', 'data-field': 'replica-sessions' }, sessionKinds(replicaKinds(st, p.id), st.sessions.replicas[p.id] || 0)),
         h('small', { class: 'sub' }, p.address && h('span', { class: 'addr' }, p.address + ' · '),
           h('a', { href: `#/t/${enc(st.tenant)}/a/${enc(st.name)}/logs/${r.id}/${p.id}`, 'aria-label': `log of replica ${p.id}` }, 'log'))))) : h('span', { class: 'muted' }, 'none')),
       can && h('td', { 'data-label': 'Actions', class: 'actions' },
@@ -504,7 +457,7 @@ function renderRevisions(st, el, refresh) {
           onclick: () => act('activate', `Roll back to ${r.id}?`, `Revision ${r.id} becomes active again at once (its replicas still run); the active revision drains.`, 'Roll back',
             `Rolled back: revision ${r.id} is active again.`) }, 'Roll back'),
         can && !['active', 'retired', 'failed'].includes(r.state) && h('button', { type: 'button', class: 'danger', 'data-action': 'retire', 'data-focus': 'retire:' + r.id,
-          onclick: () => act('retire', `Retire ${r.id}?`, `Its replicas are stopped now${n ? `, cutting ${plural(n, 'open session')}` : ''}.`, 'Retire',
+          onclick: () => act('retire', `Retire ${r.id}?`, `Its replicas are stopped now${n ? `, cutting ${open}` : ''}.`, 'Retire',
             `Revision ${r.id} retired: its replicas are stopping.`) }, 'Retire')));
   });
   el.replaceChildren(h('div', { class: 'scroll' }, h('table', { class: 'list revs' }, h('caption', { class: 'sr-only' }, 'Revisions, newest first'),
@@ -513,8 +466,10 @@ function renderRevisions(st, el, refresh) {
   if (focused) { const again = el.querySelector(`[data-focus="${focused}"]`); if (again) again.focus(); }
 }
 
-// renderChart draws sessions per revision over the last minutes as step
-// lines, so a rollout's hand-over (old falls, new rises) shows at a glance.
+// renderChart draws sessions per revision (every kind: what keeps a
+// revision alive) over the last minutes as step lines, so a rollout's
+// hand-over (old falls, new rises) shows at a glance; the legend splits the
+// latest counts by kind.
 function renderChart(st, fig) {
   const W = 600, H = 160, L = 34, B = 18, now = Date.now();
   const span = Math.min(HISTORY_MS, Math.max(MIN_SPAN_MS, now - (st.samples.length ? st.samples[0].t : now)));
@@ -523,7 +478,7 @@ function renderChart(st, fig) {
   const x = t => L + (W - L - 4) * (1 - (now - t) / span);
   const y = n => 6 + (H - B - 6) * (1 - n / top);
   const svg = h('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': 'chart-title' },
-    h('title', { id: 'chart-title' }, 'Sessions per revision: ' + (revs.map(r => `${r.id} ${st.sessions.revisions[r.id] || 0}`).join(', ') || 'none')),
+    h('title', { id: 'chart-title' }, 'Sessions per revision: ' + (revs.map(r => `${r.id} ${st.sessions.revisions[r.id] || 0} (${kindsText(revisionKinds(st, r.id), st.sessions.revisions[r.id])})`).join(', ') || 'none')),
     [0, top].map(v => [h('line', { x1: L, x2: W - 4, y1: y(v), y2: y(v), class: 'grid' }), h('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, v)]),
     h('text', { x: L, y: H - 3 }, span >= 60000 ? `−${Math.round(span / 60000)} min` : `−${Math.round(span / 1000)} s`),
     h('text', { x: W - 4, y: H - 3, 'text-anchor': 'end' }, 'now'));
@@ -547,7 +502,9 @@ function renderChart(st, fig) {
   fig.replaceChildren(svg, h('figcaption', null, h('ul', { class: 'legend' }, revs.map(r => {
     const sw = h('span', { class: 'swatch', 'aria-hidden': 'true' });
     sw.style.background = COLORS[r.generation % COLORS.length];
-    return h('li', null, sw, h('code', null, r.id), ` ${r.state} · ${plural(st.sessions.revisions[r.id] || 0, 'session')}`);
+    const n = st.sessions.revisions[r.id] || 0;
+    const kinds = revisionKinds(st, r.id);
+    return h('li', { 'data-rev': r.id }, sw, h('code', null, r.id), ` ${r.state} · ${plural(n, 'session')}`, kinds && n > 0 && h('span', { class: 'muted' }, ` (${kindsText(kinds, n)})`));
   }))));
 }
 
@@ -591,25 +548,6 @@ function deployForm(st, refresh) {
       errLine.textContent = e.message; // next to the form: why the platform refused
       flash(e.message, 'err');
     } finally { btn.disabled = false; }
-  });
-  return form;
-}
-
-// scaleForm shows the fields the app has: the autoscaler's (min, max, target)
-// when the platform knows them, and the fixed replica count.
-function scaleForm(st, refresh) {
-  const a = st.app;
-  const fields = [['replicas', 'Replicas', 'Fixed count, when the autoscaler is off.']];
-  if ('min_replicas' in a) fields.push(['min_replicas', 'Min replicas', '0 allows scale-to-zero.'], ['max_replicas', 'Max replicas', ''],
-    ['target_sessions', 'Target sessions per replica', '0 turns the autoscaler off.']);
-  const form = h('form', { id: 'scale-form', class: 'card' }, h('h2', null, 'Scale'),
-    h('div', { class: 'fields' }, fields.map(([k, label, hint]) => field(label, k, { type: 'number', min: 0, value: a[k] || 0, required: true, 'aria-describedby': hint ? `f-${k}-hint` : null }, hint))),
-    h('button', { type: 'submit', id: 'scale-btn' }, 'Apply'));
-  form.addEventListener('submit', async ev => {
-    ev.preventDefault();
-    const body = Object.fromEntries(fields.map(([k]) => [k, Number(form.elements[k].value)]));
-    const out = await busy($('#scale-btn'), () => api('PATCH', st.base, body), () => 'Scale settings saved.');
-    if (out) { st.app = out; renderSettings(st); refresh(); }
   });
   return form;
 }

@@ -125,19 +125,19 @@ func TestBridgeRolloutStory(t *testing.T) {
 
 	// A player connects: the page counts the session.
 	require.Equal(t, rev1, player(t, p, "arena"))
-	b.Wait("revision 1 shows 1 session", rev(rev1, "sessions")+` === '1'`, within)
+	b.Wait("revision 1 shows 1 connection", rev(rev1, "connections")+` === '1 connection'`, within)
 
 	// Deploy revision 2: revision 1 drains, keeping its player.
 	b.Do(chromedp.SetValue(chromedp.CSS("#f-env"), "VERSION=v2"), chromedp.Click(chromedp.CSS("#deploy-btn")))
 	b.Wait("revision 2 in the table", fmt.Sprintf(`[...document.querySelectorAll('#revisions tr[data-rev]')].some(r => r.dataset.rev !== '%s')`, rev1), within)
 	rev2 := Eval[string](b, fmt.Sprintf(`[...document.querySelectorAll('#revisions tr[data-rev]')].find(r => r.dataset.rev !== '%s').dataset.rev`, rev1))
 	b.Wait("revision 2 active", rev(rev2, "state")+` === 'active'`, within)
-	b.Wait("revision 1 draining with its 1 session", rev(rev1, "state")+` === 'draining' && `+rev(rev1, "sessions")+` === '1'`, within)
+	b.Wait("revision 1 draining with its 1 connection", rev(rev1, "state")+` === 'draining' && `+rev(rev1, "connections")+` === '1 connection'`, within)
 	b.Wait("revision 1 draining, in the log", logHas("transition", rev1, "draining"), within)
 	// New players go to revision 2: the chart shows both lines.
 	require.Equal(t, rev2, player(t, p, "arena"))
 	require.Equal(t, rev2, player(t, p, "arena"))
-	b.Wait("revision 2 shows 2 sessions", rev(rev2, "sessions")+` === '2'`, within)
+	b.Wait("revision 2 shows 2 connections", rev(rev2, "connections")+` === '2 connections'`, within)
 	b.Wait("the chart draws both revisions", fmt.Sprintf(`document.querySelector('#chart polyline[data-rev="%s"]') && document.querySelector('#chart polyline[data-rev="%s"]')`, rev1, rev2), within)
 
 	// Roll back with the button, through the confirmation dialog.

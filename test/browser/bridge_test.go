@@ -279,7 +279,7 @@ func TestBridgeRolloutStory(t *testing.T) {
 	b.Do(chromedp.Evaluate[chromedp.Void](`location.hash = '#/t/default/a/arena'`))
 	b.Wait("the viewer's app page", rev(rev3, "state")+` === 'active' && document.querySelector('#activity li') && `+leaseCell(lease.Lease, "revision")+` === '`+rev3+`'`, within)
 	assert.Contains(t, Eval[string](b, `document.querySelector('#who').textContent`), "viewer")
-	for _, sel := range []string{"#deploy-form", "#deploy-btn", "#scale-form", "#delete-app-btn", "#revisions button", "#leases button"} {
+	for _, sel := range []string{"#deploy-form", "#deploy-btn", "#scale-form", "#protocol-form", "#delete-app-btn", "#revisions button", "#leases button"} {
 		assert.False(t, Eval[bool](b, fmt.Sprintf(`!!document.querySelector('%s')`, sel)), "a viewer sees %s", sel)
 	}
 	b.Shot("viewer.png", false)

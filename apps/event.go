@@ -45,6 +45,28 @@ type Event struct {
 	From    RevisionState `json:"from,omitempty"`
 	To      RevisionState `json:"to,omitempty"`
 	Message string        `json:"message"`
+	// Notice and Handoff carry a notice's or a handoff's figures (the
+	// message says them in words).
+	Notice  *NoticeCount  `json:"notice,omitempty"`
+	Handoff *HandoffCount `json:"handoff,omitempty"`
+}
+
+// NoticeCount is a notice event's figures: the replicas of a revision told
+// (of how many), at which hook, that it drains or is active again.
+type NoticeCount struct {
+	State          RevisionState `json:"state"`
+	ActiveRevision string        `json:"active_revision,omitempty"`
+	Told           int           `json:"told"`
+	Replicas       int           `json:"replicas"`
+	Hook           string        `json:"hook"`
+}
+
+// HandoffCount is a handoff event's figures over a few seconds: players
+// moved from the event's revision to To, and those that could not be.
+type HandoffCount struct {
+	To     string `json:"to,omitempty"`
+	Moved  int    `json:"moved"`
+	Failed int    `json:"failed"`
 }
 
 // MaxEventsPerApp bounds an app's activity log.

@@ -97,8 +97,10 @@ type HandoffCount struct {
 	Moved, FellBack int
 }
 
-// The platform writes these counts in the event's message (deployer/notify.go
-// and endpoint/handoff.go); the patterns read them back.
+// The platform records these counts in the event (NoticeFigures,
+// HandoffFigures) and in its message (deployer/notify.go and
+// endpoint/handoff.go); the patterns read a message without figures back
+// (an older platform's).
 var (
 	noticeMessage  = regexp.MustCompile(`^drain notice \((\w+), new players go to (\S+)\): told (\d+) of (\d+) replicas at (\S+?)(?:; not told: .*)?$`)
 	handoffMessage = regexp.MustCompile(`^handoff (\S+) -> (.+?): (\d+) players? moved(?:, (\d+) could not be)?`)
@@ -107,6 +109,13 @@ var (
 // Notice reads a notice event's counts; ok is false for another type of
 // event, or a message this client cannot read.
 func (e Event) Notice() (n DrainNotice, ok bool) {
+	if f := e.NoticeFigures; f != nil && e.Type == EventNotice {
+		active := f.ActiveRevision
+		if active == "" {
+			active = "none"
+		}
+		return DrainNotice{Time: e.Time, Revision: e.Revision, State: f.State, Active: active, Told: f.Told, Replicas: f.Replicas, Hook: f.Hook}, true
+	}
 	m := noticeMessage.FindStringSubmatch(e.Message)
 	if e.Type != EventNotice || m == nil {
 		return DrainNotice{}, false
@@ -117,6 +126,13 @@ func (e Event) Notice() (n DrainNotice, ok bool) {
 // Handoff reads a handoff event's counts; ok is false for another type of
 // event, or a message this client cannot read.
 func (e Event) Handoff() (h HandoffCount, ok bool) {
+	if f := e.HandoffFigures; f != nil && e.Type == EventHandoff {
+		to := f.To
+		if to == "" {
+			to = "the active revision"
+		}
+		return HandoffCount{Time: e.Time, From: e.Revision, To: to, Moved: f.Moved, FellBack: f.Failed}, true
+	}
 	m := handoffMessage.FindStringSubmatch(e.Message)
 	if e.Type != EventHandoff || m == nil {
 		return HandoffCount{}, false

@@ -25,6 +25,11 @@ func TestEventCountsAreRead(t *testing.T) {
 			nil, &HandoffCount{From: "9d00cc18", To: "5be2a1f0", Moved: 1, FellBack: 2}},
 		{Event{Type: EventHandoff, Revision: "9d00cc18", Message: "handoff 9d00cc18 -> the active revision: 0 players moved, 1 could not be (they reconnect through get-endpoint)"},
 			nil, &HandoffCount{From: "9d00cc18", To: "the active revision", FellBack: 1}},
+		// The figures the platform records win over the message's words.
+		{Event{Type: EventNotice, Revision: "9d00cc18", Message: "reworded", NoticeFigures: &NoticeFigures{State: "draining", ActiveRevision: "5be2a1f0", Told: 3, Replicas: 4, Hook: "/d"}},
+			&DrainNotice{Revision: "9d00cc18", State: "draining", Active: "5be2a1f0", Told: 3, Replicas: 4, Hook: "/d"}, nil},
+		{Event{Type: EventHandoff, Revision: "9d00cc18", Message: "reworded", HandoffFigures: &HandoffFigures{To: "5be2a1f0", Moved: 7, Failed: 1}},
+			nil, &HandoffCount{From: "9d00cc18", To: "5be2a1f0", Moved: 7, FellBack: 1}},
 		// Another type with the same words is not a notice; an unreadable
 		// message is not read.
 		{Event{Type: EventTransition, Message: "drain notice (draining, new players go to x): told 1 of 1 replicas at /h"}, nil, nil},

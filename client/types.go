@@ -322,6 +322,26 @@ type Event struct {
 	From    RevisionState `json:"from,omitempty"`
 	To      RevisionState `json:"to,omitempty"`
 	Message string        `json:"message"`
+	// NoticeFigures and HandoffFigures are a notice's or a handoff's
+	// counts as the platform records them (Notice and Handoff read them).
+	NoticeFigures  *NoticeFigures  `json:"notice,omitempty"`
+	HandoffFigures *HandoffFigures `json:"handoff,omitempty"`
+}
+
+// NoticeFigures are a notice event's counts.
+type NoticeFigures struct {
+	State          string `json:"state"`
+	ActiveRevision string `json:"active_revision,omitempty"`
+	Told           int    `json:"told"`
+	Replicas       int    `json:"replicas"`
+	Hook           string `json:"hook"`
+}
+
+// HandoffFigures are a handoff event's counts.
+type HandoffFigures struct {
+	To     string `json:"to,omitempty"`
+	Moved  int    `json:"moved"`
+	Failed int    `json:"failed"`
 }
 
 // String is one line: time, the type's symbol (see Symbol), type, revision

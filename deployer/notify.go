@@ -91,7 +91,8 @@ func (n *notifier) deliver(ctx context.Context, rev apps.Revision) {
 	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := n.events.AppendEvent(ectx, apps.Event{Time: n.now(), Type: apps.EventNotice, Tenant: rev.Tenant, App: rev.App,
-		Revision: rev.ID, Message: msg}); err != nil {
+		Revision: rev.ID, Message: msg, Notice: &apps.NoticeCount{State: notice.State, ActiveRevision: active, Told: ok200,
+			Replicas: len(targets), Hook: snap.App.DrainHook}}); err != nil {
 		n.log.Warn("drain notice: event not written", "tenant", rev.Tenant, "app", rev.App, "revision", rev.ID, "err", err)
 	}
 }

@@ -128,7 +128,8 @@ func (h *Handoffs) flush(ctx context.Context) {
 		if c.failed > 0 {
 			msg += fmt.Sprintf(", %d could not be (they reconnect through get-endpoint)", c.failed)
 		}
-		_ = h.Events.AppendEvent(ctx, apps.Event{Time: time.Now(), Type: apps.EventHandoff, Tenant: k.ref.Tenant, App: k.ref.App, Revision: k.from, Message: msg})
+		_ = h.Events.AppendEvent(ctx, apps.Event{Time: time.Now(), Type: apps.EventHandoff, Tenant: k.ref.Tenant, App: k.ref.App, Revision: k.from, Message: msg,
+			Handoff: &apps.HandoffCount{To: k.to, Moved: c.moved, Failed: c.failed}})
 	}
 }
 

@@ -10,14 +10,22 @@
 const NOTICE_RE = /^drain notice \((\w+), new players go to (\S+)\): told (\d+) of (\d+) replicas at (\S+?)(?:; not told: (.*))?$/;
 const HANDOFF_RE = /^handoff (\S+) -> (.+?): (\d+) players? moved(?:, (\d+) could not be)?/;
 
-// readNotice and readHandoff read those counts; null when the message is
-// not one this page can read (it is then shown as it came).
+// readNotice and readHandoff read the counts the event records (its notice
+// or handoff figures), else from its message; null when neither can be
+// read (the event is then shown as it came).
 function readNotice(ev) {
+  const f = ev.type === 'notice' && ev.notice;
+  if (f) {
+    const failures = (/; not told: (.*)$/.exec(ev.message) || [])[1] || '';
+    return { state: f.state, active: f.active_revision || 'none', told: f.told, replicas: f.replicas, hook: f.hook, failures };
+  }
   const m = ev.type === 'notice' && NOTICE_RE.exec(ev.message);
   return m ? { state: m[1], active: m[2], told: Number(m[3]), replicas: Number(m[4]), hook: m[5], failures: m[6] || '' } : null;
 }
 
 function readHandoff(ev) {
+  const f = ev.type === 'handoff' && ev.handoff;
+  if (f) return { from: ev.revision, to: f.to || 'the active revision', moved: f.moved, fellBack: f.failed };
   const m = ev.type === 'handoff' && HANDOFF_RE.exec(ev.message);
   return m ? { from: m[1], to: m[2], moved: Number(m[3]), fellBack: Number(m[4] || 0) } : null;
 }

@@ -21,6 +21,7 @@ var (
 	errBadToken      = errors.New("arena: wrong token")
 	errDead          = errors.New("arena: dead players cannot act")
 	errBadDirection  = errors.New("arena: direction must be up, down, left or right")
+	errMoving        = errors.New("arena: being moved to the new version")
 )
 
 // maxNameRunes bounds player names so one player cannot bloat every state broadcast.
@@ -30,6 +31,10 @@ const maxNameRunes = 20
 type rules struct {
 	// size is the side of the square grid; cells are 0..size-1 on each axis.
 	size int
+	// hp is the hit points a player (re)spawns with; each attack that
+	// reaches it takes one, and at zero it dies. 1 is the original game:
+	// one hit kills.
+	hp int
 	// respawn brings dead players back after respawnDelay; off in the demo's "v2".
 	respawn      bool
 	respawnDelay time.Duration
@@ -68,10 +73,15 @@ type player struct {
 	token string // secret that lets a new connection resume this player
 	seq   int    // join order; keeps listings stable
 	x, y  int
+	hp    int // 0 when dead
 	alive bool
 	// score counts kills, deaths counts times killed.
 	score, deaths int
 	connected     bool
+	// moving: the player's state is on its way to the new version
+	// (handoff). It can neither act nor be hurt, and does not respawn,
+	// until the move succeeds (it leaves) or fails.
+	moving bool
 	// respawnAt is when a dead player comes back; zero when none is due.
 	respawnAt time.Time
 	// goneAt is when the player lost its connection; meaningful while !connected.
@@ -87,20 +97,38 @@ type world struct {
 	newToken func() string
 	players  map[string]*player
 	lastSeq  int
+	// tag ends every id this world gives, so a player handed off to
+	// another world keeps its id there without meeting one of that
+	// world's own.
+	tag string
 }
 
 func newWorld(r rules, now func() time.Time, rng *rand.Rand, newToken func() string) *world {
-	return &world{rules: r, now: now, rng: rng, newToken: newToken, players: map[string]*player{}}
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	tag := make([]byte, 4)
+	for i := range tag {
+		tag[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	return &world{rules: r, now: now, rng: rng, newToken: newToken, players: map[string]*player{}, tag: string(tag)}
+}
+
+// newID is the id of the player joining as seq: "p1-k7q2".
+func (w *world) newID(seq int) string {
+	return "p" + strconv.Itoa(seq) + "-" + w.tag
 }
 
 // join adds a new, connected, living player at a random free cell.
 func (w *world) join(name string) player {
 	w.lastSeq++
+	for w.players[w.newID(w.lastSeq)] != nil { // a moved player's, from a world of the same tag
+		w.lastSeq++
+	}
 	p := &player{
-		id:        "p" + strconv.Itoa(w.lastSeq),
+		id:        w.newID(w.lastSeq),
 		name:      cleanName(name, w.lastSeq),
 		token:     w.newToken(),
 		seq:       w.lastSeq,
+		hp:        w.rules.hp,
 		alive:     true,
 		connected: true,
 	}
@@ -152,8 +180,9 @@ func (w *world) move(id string, d direction) error {
 	return nil
 }
 
-// attack kills every other living player within one cell (the 8 neighbours
-// and the same cell) and returns their ids in join order.
+// attack takes a hit point from every other living player within one cell
+// (the 8 neighbours and the same cell) and returns the ids of those it
+// killed, in join order. Players being moved are out of reach.
 func (w *world) attack(id string) ([]string, error) {
 	a, err := w.actor(id)
 	if err != nil {
@@ -161,9 +190,13 @@ func (w *world) attack(id string) ([]string, error) {
 	}
 	var victims []string
 	for _, p := range w.sorted() {
-		if p == a || !p.alive || chebyshev(a, p) > 1 {
+		if p == a || !p.alive || p.moving || chebyshev(a, p) > 1 {
 			continue
 		}
+		if p.hp--; p.hp > 0 {
+			continue
+		}
+		p.hp = 0
 		p.alive = false
 		p.deaths++
 		if w.rules.respawn {
@@ -180,6 +213,9 @@ func (w *world) actor(id string) (*player, error) {
 	p, ok := w.players[id]
 	if !ok {
 		return nil, errUnknownPlayer
+	}
+	if p.moving {
+		return nil, errMoving
 	}
 	if !p.alive {
 		return nil, errDead
@@ -204,8 +240,9 @@ func (w *world) runTimers() timerResult {
 			res.removed = append(res.removed, p.id)
 			continue
 		}
-		if !p.alive && !p.respawnAt.IsZero() && !now.Before(p.respawnAt) {
+		if !p.alive && !p.moving && !p.respawnAt.IsZero() && !now.Before(p.respawnAt) {
 			p.x, p.y = w.freeCell()
+			p.hp = w.rules.hp
 			p.alive = true
 			p.respawnAt = time.Time{}
 			res.respawned = append(res.respawned, *p)
@@ -223,7 +260,7 @@ func (w *world) nextDeadline() (time.Time, bool) {
 		}
 	}
 	for _, p := range w.players {
-		if !p.respawnAt.IsZero() {
+		if !p.respawnAt.IsZero() && !p.moving {
 			consider(p.respawnAt)
 		}
 		if !p.connected {

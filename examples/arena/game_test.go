@@ -23,6 +23,9 @@ func newTestWorld(t *testing.T, r rules) *testWorld {
 	if r.size == 0 {
 		r.size = 16
 	}
+	if r.hp == 0 {
+		r.hp = 1 // one hit kills, unless a test says otherwise
+	}
 	tw := &testWorld{clock: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
 	tokens := 0
 	tw.world = newWorld(r, func() time.Time { return tw.clock },
@@ -334,7 +337,7 @@ func TestJoinPlacesPlayersOnFreeCells(t *testing.T) {
 	seen := map[[2]int]bool{}
 	for i := range 4 {
 		p := w.join("p")
-		assert.Equal(t, "p"+strconv.Itoa(i+1), p.id)
+		assert.Equal(t, "p"+strconv.Itoa(i+1)+"-"+w.tag, p.id)
 		assert.Equal(t, "token-"+strconv.Itoa(i+1), p.token)
 		assert.True(t, p.alive)
 		assert.True(t, p.connected)
@@ -359,4 +362,157 @@ func TestCleanName(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, cleanName(tt.in, 7), "cleanName(%q)", tt.in)
 	}
+}
+
+func TestHitPoints(t *testing.T) {
+	w := newTestWorld(t, rules{hp: 3, respawn: true, respawnDelay: time.Second})
+	a := w.joinAt("attacker", 5, 5)
+	v := w.joinAt("victim", 5, 6)
+	assert.Equal(t, 3, w.get(t, v).hp, "joins with the rules' hit points")
+
+	for want := 2; want >= 1; want-- {
+		victims, err := w.attack(a)
+		require.NoError(t, err)
+		assert.Empty(t, victims, "hurt, not killed")
+		assert.Equal(t, want, w.get(t, v).hp)
+		assert.True(t, w.get(t, v).alive)
+	}
+	victims, err := w.attack(a)
+	require.NoError(t, err)
+	assert.Equal(t, []string{v}, victims, "the third hit kills")
+	assert.Zero(t, w.get(t, v).hp)
+	assert.Equal(t, 1, w.get(t, a).score)
+	assert.Equal(t, 1, w.get(t, v).deaths)
+
+	w.advance(time.Second)
+	w.runTimers()
+	assert.Equal(t, 3, w.get(t, v).hp, "respawns whole")
+}
+
+func TestJoinSkipsIdsTakenByMovedPlayers(t *testing.T) {
+	w := newTestWorld(t, rules{})
+	moved := w.restore(movedPlayer{V: 1, ID: "p1-" + w.tag, Name: "from a twin world", Alive: true, HP: 1})
+	p := w.join("local")
+	assert.Equal(t, "p1-"+w.tag, moved.id)
+	assert.NotEqual(t, moved.id, p.id)
+	assert.Len(t, w.snapshot(), 2)
+}
+
+func TestMovingPlayerIsFrozen(t *testing.T) {
+	w := newTestWorld(t, rules{size: 16, hp: 2, respawn: true, respawnDelay: time.Second, reconnectWindow: time.Minute})
+	a := w.joinAt("attacker", 5, 5)
+	m := w.joinAt("mover", 5, 5)
+	dead := w.joinAt("dead mover", 6, 6)
+	w.players[dead].alive, w.players[dead].hp, w.players[dead].respawnAt = false, 0, w.clock.Add(time.Second)
+
+	_, ok := w.export(m)
+	require.True(t, ok)
+	_, ok = w.export(m)
+	assert.False(t, ok, "moved once at a time")
+	_, ok = w.export(dead)
+	require.True(t, ok)
+
+	assert.ErrorIs(t, w.move(m, dirUp), errMoving)
+	_, err := w.attack(m)
+	assert.ErrorIs(t, err, errMoving)
+	_, err = w.attack(a)
+	require.NoError(t, err)
+	assert.Equal(t, 2, w.get(t, m).hp, "out of reach while moving")
+	_, pending := w.nextDeadline()
+	assert.False(t, pending, "no respawn while moving")
+	w.advance(time.Hour)
+	w.runTimers()
+	assert.False(t, w.get(t, dead).alive)
+
+	assert.True(t, w.thaw(m))
+	assert.True(t, w.thaw(dead))
+	assert.NoError(t, w.move(m, dirUp), "a move that did not happen: plays on")
+	w.runTimers()
+	assert.True(t, w.get(t, dead).alive, "its overdue respawn comes")
+	assert.False(t, w.thaw("p99"))
+}
+
+func TestExportThenRestoreIsTheSamePlayer(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(p *player, now time.Time)
+		to    rules
+		check func(t *testing.T, got player, now time.Time)
+	}{
+		{"alive and hurt", func(p *player, _ time.Time) { p.hp, p.score, p.deaths = 2, 5, 3 }, rules{hp: 3},
+			func(t *testing.T, got player, _ time.Time) {
+				assert.Equal(t, [5]int{3, 4, 2, 5, 3}, [5]int{got.x, got.y, got.hp, got.score, got.deaths})
+				assert.True(t, got.alive)
+			}},
+		{"dead, respawn due in 1.5 s", func(p *player, now time.Time) {
+			p.alive, p.hp, p.deaths, p.respawnAt = false, 0, 1, now.Add(1500*time.Millisecond)
+		}, rules{hp: 3, respawn: true, respawnDelay: 5 * time.Second},
+			func(t *testing.T, got player, now time.Time) {
+				assert.False(t, got.alive)
+				assert.Zero(t, got.hp)
+				assert.Equal(t, now.Add(1500*time.Millisecond), got.respawnAt, "when it was due, not the new delay")
+			}},
+		{"dead for good, into a world that respawns", func(p *player, _ time.Time) { p.alive, p.hp = false, 0 },
+			rules{hp: 3, respawn: true, respawnDelay: 5 * time.Second},
+			func(t *testing.T, got player, now time.Time) {
+				assert.Equal(t, now.Add(5*time.Second), got.respawnAt, "the new world's delay")
+			}},
+		{"into a world that does not respawn", func(p *player, now time.Time) {
+			p.alive, p.hp, p.respawnAt = false, 0, now.Add(time.Second)
+		}, rules{hp: 3, respawn: false},
+			func(t *testing.T, got player, _ time.Time) {
+				assert.False(t, got.alive)
+				assert.True(t, got.respawnAt.IsZero())
+			}},
+		{"onto a smaller grid with fewer hit points", func(p *player, _ time.Time) { p.x, p.y, p.hp = 12, 9, 5 }, rules{size: 8, hp: 3},
+			func(t *testing.T, got player, _ time.Time) {
+				assert.Equal(t, [3]int{7, 7, 3}, [3]int{got.x, got.y, got.hp})
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			from := newTestWorld(t, rules{size: 16, hp: 5, respawn: true, respawnDelay: 5 * time.Second})
+			id := from.joinAt("alice", 3, 4)
+			tt.setup(from.players[id], from.clock)
+			m, ok := from.export(id)
+			require.True(t, ok)
+
+			b := m.encode()
+			got, err := decodeMoved(b)
+			require.NoError(t, err)
+			to := newTestWorld(t, tt.to)
+			to.advance(time.Hour) // another clock: only durations travel
+			p := to.restore(got)
+
+			assert.Equal(t, id, p.id, "the same id")
+			assert.Equal(t, "alice", p.name)
+			assert.NotContains(t, string(b), from.players[id].token, "the token does not travel")
+			assert.NotEmpty(t, p.token, "a new one is made")
+			assert.True(t, p.connected)
+			assert.False(t, p.moving)
+			tt.check(t, p, to.clock)
+			resumed, err := to.resume(p.id, p.token)
+			require.NoError(t, err, "the new token resumes it there")
+			assert.Equal(t, p.id, resumed.id)
+		})
+	}
+}
+
+func TestDecodeMovedRefusesWhatItCannotRestore(t *testing.T) {
+	for name, b := range map[string]string{
+		"not JSON":        `x`,
+		"unknown version": `{"v":2,"id":"p1-abcd"}`,
+		"no id":           `{"v":1,"name":"alice"}`,
+	} {
+		_, err := decodeMoved([]byte(b))
+		assert.Error(t, err, name)
+	}
+}
+
+func TestRestoreKeepsATakenIdForItsOwner(t *testing.T) {
+	w := newTestWorld(t, rules{})
+	local := w.join("local")
+	p := w.restore(movedPlayer{V: 1, ID: local.id, Name: "visitor", Alive: true, HP: 1})
+	assert.NotEqual(t, local.id, p.id, "a fresh id rather than two players with one")
+	assert.Equal(t, "local", w.get(t, local.id).name)
 }

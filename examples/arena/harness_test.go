@@ -98,6 +98,7 @@ type serverMsg struct {
 	Replica  string        `json:"replica"`
 	Respawn  bool          `json:"respawn"`
 	Size     int           `json:"size"`
+	MaxHP    int           `json:"max_hp"`
 	Resumed  bool          `json:"resumed"`
 	Players  []playerState `json:"players"`
 	Tick     uint64        `json:"tick"`
@@ -107,6 +108,10 @@ type serverMsg struct {
 	Seq      int64         `json:"seq"`
 	Code     string        `json:"code"`
 	Message  string        `json:"message"`
+	// notice
+	State          string `json:"state"`
+	ActiveRevision string `json:"active_revision"`
+	Reason         string `json:"reason"`
 }
 
 func (m serverMsg) player(id string) (playerState, bool) {

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	discovery "github.com/discovery-platform/discovery/sdk/go"
 )
 
 // The hub is the one goroutine that owns the world. Sessions send it commands
@@ -49,6 +52,7 @@ type (
 		Replica  string `json:"replica"`
 		Respawn  bool   `json:"respawn"`
 		Size     int    `json:"size"`
+		MaxHP    int    `json:"max_hp"`
 		Resumed  bool   `json:"resumed"`
 	}
 	stateMsg struct {
@@ -61,6 +65,7 @@ type (
 		Name      string `json:"name"`
 		X         int    `json:"x"`
 		Y         int    `json:"y"`
+		HP        int    `json:"hp"`
 		Alive     bool   `json:"alive"`
 		Score     int    `json:"score"`
 		Deaths    int    `json:"deaths"`
@@ -96,6 +101,7 @@ const (
 	codeResumeFailed  = "resume_failed"
 	codeDead          = "dead"
 	codeBadDirection  = "bad_direction"
+	codeMoving        = "moving"
 )
 
 // errorCode is the one place rule errors become client error codes.
@@ -107,6 +113,8 @@ func errorCode(err error) string {
 		return codeDead
 	case errors.Is(err, errBadDirection):
 		return codeBadDirection
+	case errors.Is(err, errMoving):
+		return codeMoving
 	}
 	return "internal"
 }
@@ -118,14 +126,18 @@ const (
 	cmdInvalid                // a message that could not be decoded; reply is the error
 	cmdGone                   // the session's connection ended
 	cmdInfo                   // a read of the counters for /info
+	cmdNotice                 // the platform told the revision's state (handoff.go)
+	cmdMoved                  // a handoff ended (handoff.go)
 )
 
 type command struct {
-	kind  cmdKind
-	sess  *session
-	msg   clientMsg
-	reply errorMsg       // cmdInvalid
-	info  chan<- infoMsg // cmdInfo; buffered by the sender
+	kind   cmdKind
+	sess   *session
+	msg    clientMsg
+	reply  errorMsg         // cmdInvalid
+	info   chan<- infoMsg   // cmdInfo; buffered by the sender
+	notice discovery.Notice // cmdNotice
+	moved  moveResult       // cmdMoved
 }
 
 // infoMsg is the body of GET /info.
@@ -145,27 +157,40 @@ type hub struct {
 	cmds     chan command
 	stopped  chan struct{}
 
+	// Handoff mode (handoff.go), set before run: handoff moves players
+	// when the revision drains (nil: they stay), receiver keeps the states
+	// of players moved here.
+	handoff  handoffer
+	receiver *discovery.Receiver
+	moves    sync.WaitGroup // handoffs in flight
+	// moveSlots bounds the handoffs in flight at once.
+	moveSlots chan struct{}
+
 	// Owned by the run goroutine.
 	byPlayer  map[string]*session // the live connection of each connected player
 	dirty     bool                // the world changed since the last broadcast
 	tick      uint64              // number of state broadcasts so far
 	lastState time.Time           // when the last state broadcast went out
+	ctx       context.Context     // run's, for the handoffs it starts
+	notice    *noticeMsg          // the drain notice, while the revision drains
 }
 
 func newHub(w *world, identity infoMsg, log *slog.Logger) *hub {
 	return &hub{
-		world:    w,
-		identity: identity,
-		log:      log,
-		cmds:     make(chan command),
-		stopped:  make(chan struct{}),
-		byPlayer: map[string]*session{},
+		world:     w,
+		identity:  identity,
+		log:       log,
+		cmds:      make(chan command),
+		stopped:   make(chan struct{}),
+		byPlayer:  map[string]*session{},
+		moveSlots: make(chan struct{}, maxMovesInFlight),
 	}
 }
 
 // run owns the world until ctx is done.
 func (h *hub) run(ctx context.Context) {
 	defer close(h.stopped)
+	h.ctx = ctx
 	rules := time.NewTimer(time.Hour) // the world's next respawn or removal
 	rules.Stop()
 	state := time.NewTimer(time.Hour) // a coalesced state broadcast
@@ -247,6 +272,10 @@ func (h *hub) handle(c command) {
 			}
 		}
 		c.info <- inf
+	case cmdNotice:
+		h.handleNotice(c.notice)
+	case cmdMoved:
+		h.handleMoved(c.sess, c.moved)
 	}
 }
 
@@ -286,7 +315,7 @@ func (h *hub) handleMessage(s *session, m clientMsg) {
 				h.send(vs, killedMsg{Type: "killed", By: s.player})
 			}
 		}
-		h.dirty = h.dirty || len(victims) > 0
+		h.dirty = true // hit points, if nothing else
 	case "leave":
 		h.log.Info("leave", "player", s.player)
 		h.world.leave(s.player)
@@ -303,7 +332,10 @@ func (h *hub) join(s *session, m clientMsg) {
 	}
 	var p player
 	resumed := m.ID != ""
-	if resumed {
+	if mp, ok := h.arriving(s); ok {
+		p, resumed = h.world.restore(mp), true
+		h.log.Info("arrived", "player", p.id, "name", p.name)
+	} else if resumed {
 		var err error
 		if p, err = h.world.resume(m.ID, m.Token); err != nil {
 			h.sendError(s, errorCode(err), err.Error())
@@ -323,9 +355,10 @@ func (h *hub) join(s *session, m clientMsg) {
 	h.send(s, welcomeMsg{
 		Type: "welcome", ID: p.id, Token: p.token,
 		Revision: h.identity.Revision, Replica: h.identity.Replica,
-		Respawn: h.identity.Respawn, Size: h.identity.Size, Resumed: resumed,
+		Respawn: h.identity.Respawn, Size: h.identity.Size, MaxHP: h.world.rules.hp, Resumed: resumed,
 	})
 	h.dirty = true
+	h.joinedWhileDraining(s)
 }
 
 // gone marks the session's player disconnected, unless a newer connection
@@ -362,7 +395,7 @@ func (h *hub) broadcastState() {
 	st := stateMsg{Type: "state", Tick: h.tick, Players: make([]playerState, len(snap))}
 	for i, p := range snap {
 		st.Players[i] = playerState{
-			ID: p.id, Name: p.name, X: p.x, Y: p.y, Alive: p.alive,
+			ID: p.id, Name: p.name, X: p.x, Y: p.y, HP: p.hp, Alive: p.alive,
 			Score: p.score, Deaths: p.deaths, Connected: p.connected,
 		}
 	}

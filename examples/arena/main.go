@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	discovery "github.com/discovery-platform/discovery/sdk/go"
 )
 
 // config is everything the arena reads from flags and the environment.
@@ -27,6 +29,13 @@ type config struct {
 	rules rules
 	// revision and replica identify this process; the platform sets them.
 	revision, replica string
+	// platform is the replica's identity and the platform's API, from the
+	// DISCOVERY_* variables; nil when the arena does not run on the
+	// platform (it then hears no drain notices).
+	platform *discovery.Replica
+	// handoff moves players to the active revision when this one drains,
+	// and takes in players moved here (needs the platform).
+	handoff bool
 }
 
 // parseConfig reads flags, each defaulting to its environment variable.
@@ -78,11 +87,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.StringVar(&c.host, "host", envString("HOST", "127.0.0.1"), "listen on this address; on Kubernetes the platform sets the pod's IP (env HOST)")
 	fs.StringVar(&c.port, "port", envString("PORT", "8080"), "listen on host:`port` (env PORT)")
 	fs.IntVar(&c.rules.size, "size", envInt("ARENA_SIZE", 16), "side of the square grid (env ARENA_SIZE)")
+	fs.IntVar(&c.rules.hp, "hp", envInt("ARENA_HP", 1), "hit points a player (re)spawns with; each attack that reaches it takes one (env ARENA_HP)")
 	fs.BoolVar(&c.rules.respawn, "respawn", envBool("RESPAWN", true), "bring dead players back; false is the demo's v2 (env RESPAWN)")
 	fs.DurationVar(&c.rules.respawnDelay, "respawn-delay", envDuration("RESPAWN_DELAY", 5*time.Second), "time a dead player waits to respawn (env RESPAWN_DELAY)")
 	fs.DurationVar(&c.rules.reconnectWindow, "reconnect-window", envDuration("RECONNECT_WINDOW", 60*time.Second), "time a disconnected player stays in the world (env RECONNECT_WINDOW)")
 	fs.StringVar(&c.revision, "revision", getenv("DISCOVERY_REVISION"), "revision id to report (env DISCOVERY_REVISION, set by the platform)")
 	fs.StringVar(&c.replica, "replica", getenv("DISCOVERY_REPLICA"), "replica id to report (env DISCOVERY_REPLICA, set by the platform)")
+	fs.BoolVar(&c.handoff, "handoff", envBool("HANDOFF", false), "when this revision drains, move every player with its state to the active one; take in players moved here (env HANDOFF; needs the platform's DISCOVERY_* variables)")
 	if err := errors.Join(errs...); err != nil {
 		return config{}, err
 	}
@@ -98,8 +109,20 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	if c.rules.size < 1 || c.rules.size > 256 {
 		return config{}, fmt.Errorf("size %d: want 1-256", c.rules.size)
 	}
+	if c.rules.hp < 1 || c.rules.hp > 100 {
+		return config{}, fmt.Errorf("hp %d: want 1-100", c.rules.hp)
+	}
 	if c.rules.respawnDelay < 0 || c.rules.reconnectWindow < 0 {
 		return config{}, errors.New("respawn-delay and reconnect-window must not be negative")
+	}
+	platform, err := discovery.FromLookup(getenv)
+	switch {
+	case err == nil:
+		c.platform = platform
+	case c.handoff:
+		return config{}, fmt.Errorf("handoff: %w", err)
+	case !errors.Is(err, discovery.ErrMissingEnv):
+		return config{}, err // on the platform, but with a malformed URL
 	}
 	return c, nil
 }
@@ -122,8 +145,9 @@ func main() {
 		log.Error("listen", "err", err)
 		os.Exit(1)
 	}
-	log.Info("arena listening", "addr", ln.Addr().String(), "size", cfg.rules.size,
-		"respawn", cfg.rules.respawn, "respawn_delay", cfg.rules.respawnDelay, "reconnect_window", cfg.rules.reconnectWindow)
+	log.Info("arena listening", "addr", ln.Addr().String(), "size", cfg.rules.size, "hp", cfg.rules.hp,
+		"respawn", cfg.rules.respawn, "respawn_delay", cfg.rules.respawnDelay, "reconnect_window", cfg.rules.reconnectWindow,
+		"on_platform", cfg.platform != nil, "handoff", cfg.handoff)
 	if err := newServer(cfg, log).serve(ctx, ln); err != nil {
 		log.Error("serve", "err", err)
 		os.Exit(1)

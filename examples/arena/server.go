@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	discovery "github.com/discovery-platform/discovery/sdk/go"
 )
 
 const (
@@ -43,6 +45,9 @@ type server struct {
 	log      *slog.Logger
 	hub      *hub
 	upgrader websocket.Upgrader
+	// platform is the arena's replica on the platform; nil when it runs
+	// on its own (handoff.go).
+	platform *discovery.Replica
 
 	mu       sync.Mutex
 	closing  bool
@@ -53,7 +58,7 @@ type server struct {
 func newServer(cfg config, log *slog.Logger) *server {
 	w := newWorld(cfg.rules, time.Now, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), crand.Text)
 	identity := infoMsg{Revision: cfg.revision, Replica: cfg.replica, Respawn: cfg.rules.respawn, Size: cfg.rules.size}
-	return &server{
+	s := &server{
 		log: log,
 		hub: newHub(w, identity, log),
 		upgrader: websocket.Upgrader{
@@ -65,6 +70,8 @@ func newServer(cfg config, log *slog.Logger) *server {
 		},
 		sessions: map[*session]struct{}{},
 	}
+	s.usePlatform(cfg)
+	return s
 }
 
 // serve runs the arena on ln until ctx is done, then shuts down: it stops
@@ -72,11 +79,14 @@ func newServer(cfg config, log *slog.Logger) *server {
 // every connection goroutine has ended.
 func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	hubCtx, stopHub := context.WithCancel(context.Background())
+	go s.hub.run(hubCtx)
+	stopFollowing := s.followPlatform(hubCtx)
 	defer func() {
 		stopHub()
 		<-s.hub.stopped
+		stopFollowing()
+		s.hub.moves.Wait()
 	}()
-	go s.hub.run(hubCtx)
 
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
@@ -110,6 +120,7 @@ func (s *server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /info", s.handleInfo)
 	mux.HandleFunc("GET /ws", s.handleWS)
+	s.platformRoutes(mux)
 	return mux
 }
 
@@ -135,6 +146,7 @@ func (s *server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade has already answered with an HTTP error
 	}
 	sess := newSession(conn)
+	sess.ticket = discovery.Ticket(r)
 	if !s.track(sess) {
 		// Upgraded while shutting down: turn it away like everyone else.
 		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")

@@ -27,10 +27,10 @@ func TestJoinMoveAndSeeState(t *testing.T) {
 
 	w := alice.join("alice")
 
-	assert.Equal(t, serverMsg{Type: "welcome", ID: w.ID, Token: w.Token, Revision: "9d00cc18", Replica: "r-0", Respawn: true, Size: 16}, w)
+	assert.Equal(t, serverMsg{Type: "welcome", ID: w.ID, Token: w.Token, Revision: "9d00cc18", Replica: "r-0", Respawn: true, Size: 16, MaxHP: 1}, w)
 	st := alice.awaitState("alice in the world", func(m serverMsg) bool { _, ok := m.player(alice.id); return ok })
 	me, _ := st.player(alice.id)
-	assert.Equal(t, playerState{ID: alice.id, Name: "alice", X: me.X, Y: me.Y, Alive: true, Connected: true}, me)
+	assert.Equal(t, playerState{ID: alice.id, Name: "alice", X: me.X, Y: me.Y, HP: 1, Alive: true, Connected: true}, me)
 
 	dir, wantX := "right", me.X+1
 	if me.X > 0 {

@@ -36,11 +36,16 @@ type session struct {
 	closeOnce  sync.Once
 	closeCode  int // 0: end without a close frame (the reader already saw the end)
 	closeText  string
+	flush      bool // write the outbox before the close frame
 	readerDone chan struct{}
 	writerDone chan struct{}
 
 	// player is the id this connection plays; owned by the hub goroutine.
 	player string
+	// ticket is the handoff ticket the connection came with (the gateway's
+	// X-Discovery-Ticket); set before the reader starts, then owned by the
+	// hub, which uses it at the first join.
+	ticket string
 }
 
 func newSession(conn *websocket.Conn) *session {
@@ -111,6 +116,15 @@ func notify(c chan struct{}) {
 func (s *session) close(code int, text string) {
 	s.closeOnce.Do(func() {
 		s.closeCode, s.closeText = code, text
+		close(s.closing)
+	})
+}
+
+// closeFlushed is close once every queued reply is written: a player who
+// is moved reads the notice that says why before the close.
+func (s *session) closeFlushed(code int, text string) {
+	s.closeOnce.Do(func() {
+		s.closeCode, s.closeText, s.flush = code, text, true
 		close(s.closing)
 	})
 }
@@ -206,6 +220,13 @@ func (s *session) write(b []byte) bool {
 // finish sends the close frame, if any, waits briefly for the peer to answer
 // it (the reader then ends), and drops the TCP connection.
 func (s *session) finish() {
+	if s.flush {
+		for _, b := range s.take(nil) {
+			if !s.write(b) {
+				return
+			}
+		}
+	}
 	if s.closeCode != 0 {
 		msg := websocket.FormatCloseMessage(s.closeCode, s.closeText)
 		if err := s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)); err == nil {

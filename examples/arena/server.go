@@ -121,6 +121,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /info", s.handleInfo)
 	mux.HandleFunc("GET /ws", s.handleWS)
 	s.platformRoutes(mux)
+	s.pageRoutes(mux)
 	return mux
 }
 

@@ -18,14 +18,28 @@ type Notice struct {
 	// Deadline is when a draining revision is retired whatever its sessions
 	// (its app's drain_timeout); nil when it drains until empty.
 	Deadline *time.Time `json:"deadline"`
-	SentAt   time.Time  `json:"sent_at"`
+	// SentAt is when the revision entered this state (the change, not the
+	// delivery: a notice that arrives late, by the hook or the stream, is
+	// told apart from a newer one by it).
+	SentAt time.Time `json:"sent_at"`
 }
 
 // NoticeFor is the notice of rev, given its app and the app's active
-// revision ("" if none).
+// revision ("" if none); now stamps a state whose start is not recorded.
 func NoticeFor(app App, rev Revision, active string, now time.Time) Notice {
+	at := now
+	switch {
+	case rev.State == Draining && rev.DrainingAt != nil:
+		at = *rev.DrainingAt
+	case rev.State == Active && rev.ActivatedAt != nil:
+		at = *rev.ActivatedAt
+	case rev.State == Starting && rev.StartedAt != nil:
+		at = *rev.StartedAt
+	case rev.State.Terminal() && rev.FinishedAt != nil:
+		at = *rev.FinishedAt
+	}
 	n := Notice{State: rev.State, Tenant: rev.Tenant, App: rev.App, Revision: rev.ID, ActiveRevision: active,
-		Reason: rev.Reason, SentAt: now.UTC()}
+		Reason: rev.Reason, SentAt: at.UTC()}
 	if rev.State == Draining && rev.DrainingAt != nil && app.DrainTimeout > 0 {
 		d := rev.DrainingAt.Add(app.DrainTimeout.D()).UTC()
 		n.Deadline = &d

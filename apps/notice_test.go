@@ -15,6 +15,7 @@ func TestNoticeForAndNotable(t *testing.T) {
 	rev := Revision{ID: "r1", Tenant: "acme", App: "arena", State: Draining, Reason: "superseded by r2", DrainingAt: &since}
 
 	n := NoticeFor(app, rev, "r2", now)
+	assert.Equal(t, since, n.SentAt, "stamped with the change, not the delivery")
 	assert.Equal(t, Draining, n.State)
 	assert.Equal(t, "r2", n.ActiveRevision)
 	assert.Equal(t, "superseded by r2", n.Reason)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -182,6 +183,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.writeGone(w, t, a, fmt.Sprintf("replica %s of %s/%s revision %s is gone; call get-endpoint again for a new endpoint", rep, t, a, rev))
 		return
 	}
+	if reservedPath(route, rest) {
+		writeError(w, http.StatusForbidden, "forbidden", "this path of the app is called by the platform only (its drain_hook or handoff_path)", nil)
+		return
+	}
 	prefix := PathPrefix + strings.Join([]string{t, a, rev, rep}, "/")
 	if !strings.HasPrefix(r.URL.Path, prefix+"/") {
 		// Without the trailing slash a page's relative links would miss the prefix.
@@ -196,6 +201,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, p)))
+}
+
+// reservedPath reports whether rest is one of the app's paths only the
+// platform calls, however it is spelled (dot segments, doubled or trailing
+// slashes, the percent-encoding the URL's path was decoded from).
+func reservedPath(rt Route, rest string) bool {
+	if len(rt.Reserved) == 0 {
+		return false
+	}
+	p := path.Clean("/" + rest)
+	for _, r := range rt.Reserved {
+		if strings.EqualFold(p, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeGone answers 410 with the app's get-endpoint URL, readable from any

@@ -8,6 +8,7 @@ package endpoint
 import (
 	"context"
 	"log/slog"
+	"path"
 	"sort"
 	"sync"
 	"time"
@@ -23,6 +24,9 @@ type Route struct {
 	RevisionState                  apps.RevisionState
 	// Stopping is set once the platform decided to stop the replica.
 	Stopping bool
+	// Reserved are the app's paths only the platform calls (drain_hook,
+	// handoff_path): the gateway refuses them to clients.
+	Reserved []string
 }
 
 // Routable reports whether traffic for this route may reach its replica: the
@@ -148,9 +152,15 @@ func routesOf(st *apps.AppRecords) *AppRoutes {
 			ar.Active = id
 		}
 	}
+	var reserved []string
+	for _, p := range []string{st.App.DrainHook, st.App.HandoffPath} {
+		if p != "" {
+			reserved = append(reserved, path.Clean(p))
+		}
+	}
 	for key, rep := range st.Reps {
 		rt := Route{Tenant: rep.Tenant, App: rep.App, Revision: rep.Revision, Replica: rep.ID, Address: rep.Address,
-			State: rep.State, RevisionState: st.Revs[rep.Revision].State, Stopping: rep.Stop}
+			State: rep.State, RevisionState: st.Revs[rep.Revision].State, Stopping: rep.Stop, Reserved: reserved}
 		ar.Replicas = append(ar.Replicas, rt)
 		ar.byKey[key] = rt
 	}

@@ -322,6 +322,25 @@ func TestHandoffsRefuseTheHostile(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, 410, resp.StatusCode, "replayed")
 
+	// A player cannot reach the paths only the platform calls: no fake
+	// notice, no state planted under a made-up ticket, however spelled.
+	var before []json.RawMessage
+	replicaGet(t, f, ep2, "discovery/notices", &before)
+	for _, p := range []string{"discovery/drain", "discovery//drain", "discovery/./drain", "Discovery/Drain", "discovery/drain/",
+		"discovery/%64rain", "x/../discovery/handoff", "discovery/handoff"} {
+		req, err := http.NewRequest("POST", ep2.URL+p, strings.NewReader(`{"state":"draining","tenant":"default","app":"game","revision":"`+v2+`"}`))
+		require.NoError(t, err)
+		req.Header.Set("X-Discovery-Ticket", "AAAAAAAAAAAAAAAAAAAAAAAAAA")
+		resp, err := f.HTTP().Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, 403, resp.StatusCode, p)
+	}
+	var after []json.RawMessage
+	replicaGet(t, f, ep2, "discovery/notices", &after)
+	assert.Equal(t, len(before), len(after), "no notice reached the replica")
+	assert.Empty(t, states(ep2), "no state reached the replica")
+
 	// Made-up and malformed tickets are gone without a lookup's help.
 	for _, bad := range []string{"AAAAAAAAAAAAAAAAAAAAAAAAAA", "../../x", strings.Repeat("A", 200)} {
 		code, _, _ := getEndpointURL(t, f, epURL+"?ticket="+bad)

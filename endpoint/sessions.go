@@ -31,8 +31,8 @@ type Sessions struct {
 	loaded   map[string]bool
 	others   map[apps.ReplicaID]Load // every other instance's loads
 	othersRv map[string]Load         // the same summed per revision key
-	holdsRep map[apps.ReplicaID]int // app-held leases naming a replica
-	holdsRev map[string]int         // app-held leases per revision key
+	holdsRep map[apps.ReplicaID]int  // app-held leases naming a replica
+	holdsRev map[string]int          // app-held leases per revision key
 	lastBusy map[string]time.Time
 	perApp   map[apps.Ref]int // last totals, to tell which apps changed
 

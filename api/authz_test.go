@@ -220,7 +220,7 @@ var may = map[string]map[string]bool{
 		"tenant:read": true, "quota:read": true, "leases:read": true, "leases:write": true, "notices:read": true},
 	"viewer": {"apps:read": true, "revisions:read": true, "events:read": true, "logs:read": true, "tenant:read": true, "quota:read": true, "leases:read": true,
 		"notices:read": true},
-	"":       {},
+	"": {},
 }
 
 // bodies are example bodies of routes that need one to get past decoding;

@@ -135,24 +135,40 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 	m.startMaintenance(bg, cli, store, func() bool { return ctl.leader.Load() != nil })
 	m.goRun(func() { m.lead(bg, cli, func(lctx context.Context) { m.leaderTerm(lctx, ctl) }) })
 
+	if m.server, err = m.newAPI(bg, ctl, az, catalog, health, routes, counter); err != nil {
+		return err
+	}
+	m.goRun(func() {
+		if err := m.server.App().Listener(ln); err != nil {
+			m.Log.Error("api server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// newAPI builds the API server of a control-plane instance: its domain
+// services, get-endpoint's allocator and the handoffs over them.
+func (m *Main) newAPI(bg context.Context, ctl *control, az *authz.Authorizer, catalog *images.Store, health *etcdhealth.Health,
+	routes *endpoint.Routes, counter *endpoint.Counter) (*api.Server, error) {
+	c := m.Config
 	public := c.PublicURL
 	if public == "" {
 		public = m.scheme() + "://" + loopbackPort(c.GatewayAddr, m.gatewayLn)
 	}
-	alloc, err := endpoint.NewAllocator(routes, sessions, counter, public, apps.DefaultReservationTTL)
+	alloc, err := endpoint.NewAllocator(routes, ctl.sessions, counter, public, apps.DefaultReservationTTL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	alloc.PerClient = c.ReservationsPer
-	alloc.Notify = sessions.Notify
-	alloc.Tickets = store
-	handoffs := &endpoint.Handoffs{Alloc: alloc, Tickets: store, Events: store}
+	alloc.Notify = ctl.sessions.Notify
+	alloc.Tickets = ctl.store
+	handoffs := &endpoint.Handoffs{Alloc: alloc, Tickets: ctl.store, Events: ctl.store}
 	m.goRun(func() { handoffs.Run(bg, 2*time.Second) })
-	m.server = api.New(api.Config{
+	return api.New(api.Config{
 		Bridge:        bridge.Handler(),
-		Sessions:      sessions,
-		Apps:          svc,
-		Tenants:       ts,
+		Sessions:      ctl.sessions,
+		Apps:          ctl.svc,
+		Tenants:       ctl.tenants,
 		Authz:         az,
 		Images:        catalog,
 		TenantWrites:  api.NewLimiter(c.TenantWriteRate, c.TenantWriteBurst),
@@ -166,17 +182,11 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 		Handoffs:      handoffs,
 		Notices:       routes,
 		Ready: func(ctx context.Context) error {
-			_, err := ts.Exists(ctx, tenants.Default)
+			_, err := ctl.tenants.Exists(ctx, tenants.Default)
 			return err
 		},
 		Logger: m.Log.With("part", "api"),
-	})
-	m.goRun(func() {
-		if err := m.server.App().Listener(ln); err != nil {
-			m.Log.Error("api server stopped", "err", err)
-		}
-	})
-	return nil
+	}), nil
 }
 
 // bootstrap makes the first platform admin on the very first start.

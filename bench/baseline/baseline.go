@@ -35,6 +35,30 @@ type Result struct {
 	Failures []string
 }
 
+// PerSession is what an idle session cost the gateway processes at the
+// peak, summed over them and divided by the sessions they held: KB of RSS
+// growth and KB of live heap growth (0, 0 without sessions).
+func (r Result) PerSession() (rssKB, liveKB float64) {
+	var sessions, rss, live float64
+	for _, f := range r.Processes {
+		sessions += float64(f.Sessions)
+		rss += float64(f.Peak.RSSKB - f.Base.RSSKB)
+		live += (f.Peak.Live() - f.Base.Live()) / 1024
+	}
+	if sessions == 0 {
+		return 0, 0
+	}
+	return rss / sessions, live / sessions
+}
+
+// scheme is what the check's sessions are: ws or wss.
+func (c Config) scheme() string {
+	if c.TLS {
+		return "wss"
+	}
+	return "ws"
+}
+
 type check struct {
 	cfg       Config
 	dir       string

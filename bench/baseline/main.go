@@ -12,6 +12,11 @@
 // serves them with a self-signed certificate, so the sessions are wss://. Clients are spread over the
 // gateways and over source addresses 127.0.0.2-9. Everything listens on
 // loopback and is stopped at the end.
+//
+// Each check prints the KB of RSS (and of live heap) per idle session at
+// the peak, over all gateway processes. -both runs the check over ws://,
+// then over wss:// on fresh processes, and prints both figures side by
+// side: the memory an idle wss session costs beyond a ws one.
 package main
 
 import (
@@ -64,6 +69,7 @@ func main() {
 	flag.IntVar(&c.GoroutineSlack, "goroutine-slack", 10, "allowed goroutines over baseline")
 	flag.IntVar(&c.FDSlack, "fd-slack", 10, "allowed open fds over baseline")
 	flag.BoolVar(&c.TLS, "tls", false, "serve the platforms over TLS (a self-signed certificate): the sessions are wss://")
+	both := flag.Bool("both", false, "run the check over ws://, then over wss:// (fresh processes), and print KB per idle session for each")
 	flag.StringVar(&c.Platform, "platform", "", "prebuilt platform binary (default: build it)")
 	flag.StringVar(&c.Testapp, "testapp", "", "prebuilt testapp binary (default: build it)")
 	flag.Parse()
@@ -71,12 +77,33 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := Run(ctx, c)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "baseline:", err)
-		os.Exit(2)
+	modes := []bool{c.TLS}
+	if *both {
+		modes = []bool{false, true}
 	}
-	if len(res.Failures) > 0 {
+	failed := false
+	var summary []string
+	for _, tls := range modes {
+		c.TLS = tls
+		if *both {
+			fmt.Fprintf(c.Out, "\n===== %s:// sessions =====\n", c.scheme())
+		}
+		res, err := Run(ctx, c)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(2)
+		}
+		failed = failed || len(res.Failures) > 0
+		rss, live := res.PerSession()
+		summary = append(summary, fmt.Sprintf("%-4s RSS %6.2f KB   live heap %6.2f KB", c.scheme(), rss, live))
+	}
+	if *both {
+		fmt.Fprintf(c.Out, "\n== KB per idle session at the peak (%d sessions over %d gateway processes) ==\n", c.Sessions, max(c.Gateways, 1))
+		for _, line := range summary {
+			fmt.Fprintln(c.Out, line)
+		}
+	}
+	if failed {
 		os.Exit(1)
 	}
 }

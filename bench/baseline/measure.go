@@ -228,6 +228,8 @@ func (c *check) report(res Result) {
 	}
 	c.printf("(live heap: what the last GC found live, from go_memstats_next_gc_bytes / (1 + GOGC/100). RSS is reported,")
 	c.printf(" not checked: Go hands freed pages back to the OS lazily, through its scavenger)")
+	rss, live := res.PerSession()
+	c.printf("KB per idle %s session, all gateway processes: RSS %.2f, live heap %.2f", c.cfg.scheme(), rss, live)
 	if len(res.Failures) > 0 {
 		c.printf("RESULT: FAIL: %s", strings.Join(res.Failures, "; "))
 		return

@@ -110,19 +110,39 @@ func BenchmarkIdlePairMemory(b *testing.B) {
 }
 
 // BenchmarkEchoRoundTrip: one pair, a 32-byte message client -> server and
-// its echo back. "direct" is the same without the relay.
+// its echo back. "direct" is the same without the relay; "tls" is a wss
+// session as the gateway holds it (the client's side a *tls.Conn past its
+// handshake, the replica's plain), so the CPU includes the client's and the
+// relay's encryption; "tls-nolinger" the same with TLSLinger < 0 (a loop
+// event and a new goroutine per frame).
 func BenchmarkEchoRoundTrip(b *testing.B) {
-	for _, mode := range []string{"relay", "direct"} {
+	for _, mode := range []string{"relay", "direct", "tls", "tls-nolinger"} {
 		b.Run(mode, func(b *testing.B) {
 			l := newListener(b)
 			var client, server net.Conn
-			if mode == "direct" {
+			switch mode {
+			case "direct":
 				client, server = l.pair(b)
 				b.Cleanup(func() { client.Close(); server.Close() })
-			} else {
+			case "relay":
 				r := newRelay(b, Config{})
 				s := spliced(b, r, l)
 				client, server = s.client, s.server
+			case "tls", "tls-nolinger":
+				cfg := Config{}
+				if mode == "tls-nolinger" {
+					cfg.TLSLinger = -1
+				}
+				r := newRelay(b, cfg)
+				s := newSession(b, l)
+				srvCfg, cliCfg := testTLSConfigs(b)
+				c, a := tls.Client(s.client, cliCfg), tls.Server(s.a, srvCfg)
+				hs := make(chan error, 1)
+				go func() { hs <- c.Handshake() }()
+				require.NoError(b, a.Handshake())
+				require.NoError(b, <-hs)
+				require.NoError(b, r.Splice(a, s.b, nil, nil, nil))
+				client, server = c, s.server
 			}
 			go func() { // echo
 				buf := make([]byte, 32)

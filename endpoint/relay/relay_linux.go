@@ -652,15 +652,34 @@ func readableWaiter(c net.Conn) *waiter {
 	w.wait = func() error {
 		// The poller parks us between calls until the fd is readable; a
 		// peek says whether it already is.
-		return rc.Read(func(fd uintptr) bool {
-			var b [1]byte
-			for {
-				_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-				if err != unix.EINTR {
-					return err != unix.EAGAIN
-				}
-			}
+		var perr error
+		err := rc.Read(func(fd uintptr) bool {
+			var ok bool
+			ok, perr = peek(int(fd))
+			return ok || perr != nil
 		})
+		if err == nil {
+			err = perr
+		}
+		return err
 	}
 	return w
+}
+
+// peek says whether fd has bytes or EOF to read. A socket error (a reset)
+// is returned: the peek consumes it, and a read after would see EOF.
+func peek(fd int) (bool, error) {
+	var b [1]byte
+	for {
+		_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch err {
+		case nil:
+			return true, nil
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false, nil
+		default:
+			return false, err
+		}
+	}
 }

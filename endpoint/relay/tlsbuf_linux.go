@@ -41,21 +41,35 @@ var tlsBufs = func() (o struct {
 	return o
 }()
 
-// releaseReadBuffers drops c's read buffers if they hold nothing. Only c's
-// reader may call it, between two Reads.
-func releaseReadBuffers(c *tls.Conn) {
+// releaseReadBuffers drops c's read buffers if they hold nothing, and
+// returns their capacity. Only c's reader may call it, between two Reads.
+func releaseReadBuffers(c *tls.Conn) int {
 	if !tlsBufs.ok {
-		return
+		return 0
 	}
 	base := unsafe.Pointer(c)
 	rawInput := (*bytes.Buffer)(unsafe.Add(base, tlsBufs.rawInput))
 	input := (*bytes.Reader)(unsafe.Add(base, tlsBufs.input))
 	hand := (*bytes.Buffer)(unsafe.Add(base, tlsBufs.hand))
 	if rawInput.Len() != 0 || input.Len() != 0 || hand.Len() != 0 {
-		return // a partial record or message: kept for the next Read
+		return 0 // a partial record or message: kept for the next Read
 	}
+	n := rawInput.Cap() + hand.Cap()
 	// input reads from rawInput's array: reset both, or it stays reachable.
 	input.Reset(nil)
 	*rawInput = bytes.Buffer{}
 	*hand = bytes.Buffer{}
+	return n
+}
+
+// holdsRead reports whether c may hold bytes read from its socket and not
+// yet returned by Read (part of a record, more records); true if the fields
+// were not found. Only c's reader may call it, between two Reads.
+func holdsRead(c *tls.Conn) bool {
+	if !tlsBufs.ok {
+		return true
+	}
+	base := unsafe.Pointer(c)
+	return (*bytes.Buffer)(unsafe.Add(base, tlsBufs.rawInput)).Len() != 0 ||
+		(*bytes.Reader)(unsafe.Add(base, tlsBufs.input)).Len() != 0
 }

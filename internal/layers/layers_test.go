@@ -37,6 +37,9 @@ var order = [][]string{
 	// Shared helpers (etcd mirror, store errors, …), and deploy, which holds
 	// only manifests and their test.
 	{"internal", "deploy"},
+	// The SDKs games build on (sdk/go, and sdk/js's test runner): standalone,
+	// they import nothing of the platform; examples use them.
+	{"sdk"},
 }
 
 // harnesses is the part outside the layering: test harnesses run the real

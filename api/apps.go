@@ -2,9 +2,12 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -93,13 +96,50 @@ func (s *Server) listEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	f, err := eventFilter(c)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	evs, err := s.cfg.Apps.Events(ctx, c.Params("tenant"), c.Params("app"), c.Query("after"), limit)
+	evs, err := s.filteredEvents(ctx, c.Params("tenant"), c.Params("app"), c.Query("after"), limit, f)
 	if err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"events": evs})
+}
+
+// filteredEvents is the newest limit events after after that pass f (f
+// looks through the whole log, which is bounded).
+func (s *Server) filteredEvents(ctx context.Context, tenant, app, after string, limit int, f apps.EventFilter) ([]apps.Event, error) {
+	if f == (apps.EventFilter{}) {
+		return s.cfg.Apps.Events(ctx, tenant, app, after, limit)
+	}
+	evs, err := s.cfg.Apps.Events(ctx, tenant, app, after, apps.MaxEventsPerApp)
+	if err != nil {
+		return nil, err
+	}
+	return f.Keep(evs, limit), nil
+}
+
+// eventFilter reads ?actor= and ?type= (one of apps.EventTypes).
+func eventFilter(c *fiber.Ctx) (apps.EventFilter, error) {
+	f := apps.EventFilter{Actor: strings.Clone(c.Query("actor")), Type: apps.EventType(strings.Clone(c.Query("type")))}
+	if len(f.Actor) > apps.MaxActor {
+		return f, fmt.Errorf("%w: query actor is longer than %d bytes", errBadRequest, apps.MaxActor)
+	}
+	if f.Type != "" && !slices.Contains(apps.EventTypes, f.Type) {
+		return f, fmt.Errorf("%w: query type=%q is not an event type (%s)", errBadRequest, f.Type, eventTypeList())
+	}
+	return f, nil
+}
+
+func eventTypeList() string {
+	names := make([]string, len(apps.EventTypes))
+	for i, t := range apps.EventTypes {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
 }
 
 func queryInt(c *fiber.Ctx, name string, def, lo, hi int) (int, error) {

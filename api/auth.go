@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/authz"
 )
 
@@ -29,7 +30,7 @@ func (s *Server) guard(a Access) fiber.Handler {
 			return err
 		}
 		c.Locals(principalKey, p)
-		c.SetUserContext(authz.WithPrincipal(c.UserContext(), p))
+		c.SetUserContext(apps.WithActor(authz.WithPrincipal(c.UserContext(), p), actor(p)))
 		tenant := c.Params("tenant")
 		if a.BodyTenant {
 			tenant = bodyTenant(c.Body())
@@ -120,4 +121,13 @@ func (s *Server) isAdmin(c *fiber.Ctx) bool {
 // filter what they show).
 func (s *Server) allowed(c *fiber.Ctx, r authz.Request) bool {
 	return s.cfg.Authz == nil || s.cfg.Authz.Decide(principal(c), r) == nil
+}
+
+// actor is who the events a caller's writes cause name: the token's subject,
+// or for a replica's lease capability its revision.
+func actor(p authz.Principal) string {
+	if p.Subject == "" && p.Revision != nil {
+		return "replica of revision " + p.Revision.Revision
+	}
+	return p.Subject
 }

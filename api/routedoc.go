@@ -105,6 +105,10 @@ var (
 	afterParam = Param{Name: "after", In: "query", Description: "only the events after this event id"}
 	limitParam = Param{Name: "limit", In: "query", Description: "at most this many events", Type: 0,
 		Default: 100, Min: 1, Max: apps.MaxEventsPerApp}
+	actorParam = Param{Name: "actor", In: "query",
+		Description: "only the events of this actor: a token's subject, or `platform` for what the platform did on its own"}
+	typeParam = Param{Name: "type", In: "query",
+		Description: "only the events of this type (app_created, app_updated, deployed, transition, replica_started, …)"}
 	leaseIDParam = Param{Name: "id", In: "path",
 		Description: "the lease's id as its creator was told it (the lease number and a secret)"}
 	imageParam = Param{Name: "image", In: "path",

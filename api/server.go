@@ -370,7 +370,7 @@ func (s *Server) appRoutes() []Route {
 		{"GET", appPath + "/events", check("events", read), s.listEvents, Doc{
 			Summary:     "The app's activity log, oldest first",
 			Description: fmt.Sprintf("An app keeps its last %d events.", apps.MaxEventsPerApp),
-			Params:      []Param{afterParam, limitParam},
+			Params:      []Param{afterParam, limitParam, actorParam, typeParam},
 			Response:    eventList{}, Errors: []int{400, 404, 503}}},
 		{"GET", appPath + "/events/stream", check("events", read), s.eventStream(), Doc{
 			Summary: "The activity log, live, as Server-Sent Events",
@@ -378,7 +378,7 @@ func (s *Server) appRoutes() []Route {
 				"each message is `id: <event id>` and `data: <Event as JSON>`; a comment every %s; `event: deleted` when the app is gone. "+
 				"The stream ends when the caller's token or role is revoked. At most %d open streams per subject (429). "+
 				"Bridge reads it with fetch, so the Authorization header is sent.", streamHeartbeat, streamsPerSubject),
-			Params: []Param{afterParam, limitParam,
+			Params: []Param{afterParam, limitParam, actorParam, typeParam,
 				{Name: "Last-Event-ID", In: "header", Description: "as ?after= (an EventSource sends it when it reconnects)"}},
 			Response: "", ContentType: textEventStream, Errors: []int{400, 404, 429, 503}}},
 		{"GET", appPath + "/sessions", check("revisions", read), s.sessions, Doc{

@@ -83,13 +83,17 @@ func (s *Server) eventStream() fiber.Handler {
 		if err != nil {
 			return err
 		}
+		filter, err := eventFilter(c)
+		if err != nil {
+			return err
+		}
 		// Copies: fiber's strings point into buffers it reuses once the
 		// handler returns, and the stream outlives the handler.
 		p := principal(c)
 		t, a, sub := strings.Clone(c.Params("tenant")), strings.Clone(c.Params("app")), p.Subject
 		after := strings.Clone(c.Query("after", c.Get("Last-Event-ID")))
 		ctx, cancel := s.ctx(c)
-		first, err := s.cfg.Apps.Events(ctx, t, a, after, limit)
+		first, err := s.filteredEvents(ctx, t, a, after, limit, filter)
 		cancel()
 		if err != nil {
 			return err
@@ -114,7 +118,7 @@ func (s *Server) eventStream() fiber.Handler {
 				case <-ctx.Done():
 				}
 			}()
-			st := &stream{s: s, w: w, tenant: t, app: a, who: p, token: token, last: after}
+			st := &stream{s: s, w: w, tenant: t, app: a, who: p, token: token, last: after, filter: filter}
 			st.run(ctx, first)
 		})
 		return nil
@@ -128,7 +132,8 @@ type stream struct {
 	tenant, app string
 	who         authz.Principal
 	token       string
-	last        string // id of the last event sent
+	last        string // id of the last event sent or passed over
+	filter      apps.EventFilter
 }
 
 func (st *stream) run(ctx context.Context, first []apps.Event) {
@@ -181,6 +186,10 @@ func (st *stream) send(evs []apps.Event) error {
 		return nil
 	}
 	for _, ev := range evs {
+		st.last = ev.ID
+		if !st.filter.Match(ev) {
+			continue
+		}
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
@@ -188,7 +197,6 @@ func (st *stream) send(evs []apps.Event) error {
 		if _, err := fmt.Fprintf(st.w, "id: %s\ndata: %s\n\n", ev.ID, b); err != nil {
 			return err
 		}
-		st.last = ev.ID
 	}
 	return st.w.Flush()
 }

@@ -136,6 +136,9 @@ type Revision struct {
 	Env     map[string]string `json:"env,omitempty"`
 	// Resources is what each replica asks for (Kubernetes runtime).
 	Resources *Resources `json:"resources,omitempty"`
+	// Label and Note came with the deploy, for people (RevisionSpec).
+	Label string `json:"label,omitempty"`
+	Note  string `json:"note,omitempty"`
 
 	// State and its bookkeeping are written only through lifecycle transitions.
 	State RevisionState `json:"state"`

@@ -30,6 +30,36 @@ const (
 	EventStoreFull  EventType = "store_full"
 )
 
+// EventTypes are every event type, in the order above.
+var EventTypes = []EventType{EventAppCreated, EventAppUpdated, EventAppDeleting, EventDeployed, EventTransition,
+	EventReplicaStarted, EventReplicaReady, EventReplicaCrashed, EventReplicaStopping, EventReplicaStopped,
+	EventReplicaAdopted, EventCapped, EventError, EventNotice, EventHandoff, EventEtcdOutage, EventStoreFull}
+
+// EventFilter selects events by actor and type; a zero field selects all.
+type EventFilter struct {
+	Actor string
+	Type  EventType
+}
+
+// Match says whether e passes f.
+func (f EventFilter) Match(e Event) bool {
+	return (f.Actor == "" || e.Actor == f.Actor) && (f.Type == "" || e.Type == f.Type)
+}
+
+// Keep returns the events of evs that pass f, the newest limit of them.
+func (f EventFilter) Keep(evs []Event, limit int) []Event {
+	out := evs[:0:0]
+	for _, e := range evs {
+		if f.Match(e) {
+			out = append(out, e)
+		}
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
+}
+
 // Event is one line of an app's activity log. Events are kept in etcd, at most
 // MaxEventsPerApp per app; the oldest go first.
 type Event struct {
@@ -45,6 +75,12 @@ type Event struct {
 	From    RevisionState `json:"from,omitempty"`
 	To      RevisionState `json:"to,omitempty"`
 	Message string        `json:"message"`
+	// Actor is who did it: the subject of the token that asked, or
+	// "platform" (ActorPlatform) for what the platform did on its own.
+	// Events written before actors were recorded have none.
+	Actor string `json:"actor,omitempty"`
+	// Changes are what a settings change changed, old -> new.
+	Changes []SettingChange `json:"changes,omitempty"`
 	// Notice and Handoff carry a notice's or a handoff's figures (the
 	// message says them in words).
 	Notice  *NoticeCount  `json:"notice,omitempty"`
@@ -67,6 +103,14 @@ type HandoffCount struct {
 	To     string `json:"to,omitempty"`
 	Moved  int    `json:"moved"`
 	Failed int    `json:"failed"`
+}
+
+// SettingChange is one setting an app_updated event changed: its JSON name
+// and its values before and after, as JSON text (strings unquoted).
+type SettingChange struct {
+	Field string `json:"field"`
+	Old   string `json:"old"`
+	New   string `json:"new"`
 }
 
 // MaxEventsPerApp bounds an app's activity log.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/discovery-platform/discovery/tenants"
@@ -179,15 +180,16 @@ func (s *Service) UpdateApp(ctx context.Context, tenant, name string, spec AppSp
 		if a.Deleting {
 			return Event{}, nil, fmt.Errorf("%w: app %s/%s is being deleted", ErrIllegalState, tenant, name)
 		}
-		before := a.Replicas
+		before := *a
 		if err := a.Apply(spec, s.Store.Now().UTC()); err != nil {
 			return Event{}, nil, err
 		}
 		var check QuotaCheck
-		if t != nil && a.Replicas > before {
-			check = func(u Usage) error { return checkReplicas(t.Quota, u.Replicas, a.Replicas-before) }
+		if t != nil && a.Replicas > before.Replicas {
+			check = func(u Usage) error { return checkReplicas(t.Quota, u.Replicas, a.Replicas-before.Replicas) }
 		}
-		return Event{Type: EventAppUpdated, Message: "app settings changed"}, check, nil
+		changes := SettingsChanged(before, *a)
+		return Event{Type: EventAppUpdated, Message: settingsMessage(changes), Changes: changes}, check, nil
 	})
 }
 
@@ -208,6 +210,26 @@ func (s *Service) DeleteApp(ctx context.Context, tenant, name string) (App, erro
 }
 
 var errNoChange = errors.New("no change")
+
+// settingsMessage says an app_updated event's changes in words: one change
+// with its values, several by name (the values are in the event's changes).
+func settingsMessage(changes []SettingChange) string {
+	if len(changes) == 0 {
+		return "app settings written, none changed"
+	}
+	if len(changes) == 1 && changes[0].Field != "…" {
+		c := changes[0]
+		return "app settings changed: " + c.Field + " " + c.Old + " -> " + c.New
+	}
+	parts := make([]string, len(changes))
+	for i, c := range changes {
+		parts[i] = c.Field
+		if c.Field == "…" {
+			parts[i] = c.New
+		}
+	}
+	return "app settings changed: " + strings.Join(parts, ", ")
+}
 
 func (s *Service) retry(ctx context.Context, tenant, name string, change func(*App) (Event, QuotaCheck, error)) (App, error) {
 	for i := 0; ; i++ {

@@ -106,12 +106,17 @@ type RevisionSpec struct {
 	Command   []string          `json:"command,omitempty"`
 	Env       map[string]string `json:"env,omitempty"`
 	Resources *Resources        `json:"resources,omitempty"`
+	// Label and Note are for people: a version name ("v1.4.2") and a line
+	// on what changed, shown wherever the revision is.
+	Label string `json:"label,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
-// Size is what the spec occupies: the bytes of its image, command and env,
+// Size is what the spec occupies: the bytes of its image, command, env,
+// label and note,
 // what max_stored_bytes counts.
 func (s RevisionSpec) Size() int64 {
-	n := int64(len(s.Image))
+	n := int64(len(s.Image) + len(s.Label) + len(s.Note))
 	for _, arg := range s.Command {
 		n += int64(len(arg)) + 1
 	}

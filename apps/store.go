@@ -104,7 +104,7 @@ func (s *Store) CreateApp(ctx context.Context, a *App, check QuotaCheck) error {
 	if err != nil {
 		return err
 	}
-	ev, err := s.eventOp(Event{Type: EventAppCreated, Tenant: a.Tenant, App: a.Name, Message: "app created"})
+	ev, err := s.eventOp(ctx, Event{Type: EventAppCreated, Tenant: a.Tenant, App: a.Name, Message: "app created"})
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (s *Store) UpdateApp(ctx context.Context, a App, ev Event, check QuotaCheck
 		return err
 	}
 	ev.Tenant, ev.App = a.Tenant, a.Name
-	evOp, err := s.eventOp(ev)
+	evOp, err := s.eventOp(ctx, ev)
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (s *Store) CreateRevision(ctx context.Context, snap Snapshot, spec Revision
 	rev := Revision{
 		ID: randomHex(4), Tenant: a.Tenant, App: a.Name, Generation: a.Generation,
 		Image: spec.Image, Command: spec.Command, Env: spec.Env, Resources: spec.Resources,
-		State: Pending, CreatedAt: now,
+		Label: spec.Label, Note: spec.Note, State: Pending, CreatedAt: now,
 	}
 	appVal, err := json.Marshal(a)
 	if err != nil {
@@ -293,8 +293,8 @@ func (s *Store) CreateRevision(ctx context.Context, snap Snapshot, spec Revision
 	if what == "" {
 		what = strings.Join(spec.Command, " ")
 	}
-	ev, err := s.eventOp(Event{Type: EventDeployed, Tenant: a.Tenant, App: a.Name, Revision: rev.ID, To: Pending,
-		Message: fmt.Sprintf("revision %s (generation %d) deployed: %s", rev.ID, rev.Generation, truncate(what, 200))})
+	ev, err := s.eventOp(ctx, Event{Type: EventDeployed, Tenant: a.Tenant, App: a.Name, Revision: rev.ID, To: Pending,
+		Message: fmt.Sprintf("revision %s (generation %d%s) deployed: %s", rev.ID, rev.Generation, labelled(spec.Label), truncate(what, 200))})
 	if err != nil {
 		return Revision{}, err
 	}
@@ -304,7 +304,7 @@ func (s *Store) CreateRevision(ctx context.Context, snap Snapshot, spec Revision
 			superseded = append(superseded, Change{Rev: old, To: Retired, Reason: fmt.Sprintf(SupersededReason, rev.ID)})
 		}
 	}
-	cmps, ops, _, err := s.transitionOps(now, superseded)
+	cmps, ops, _, err := s.transitionOps(ctx, now, superseded)
 	if err != nil {
 		return Revision{}, err
 	}
@@ -396,7 +396,7 @@ type Change struct {
 // compared against the mod revision it was read at, each logged as an event.
 // Activation uses two: the new revision to active, the old one to draining.
 func (s *Store) Transition(ctx context.Context, changes ...Change) ([]Revision, error) {
-	cmps, ops, out, err := s.transitionOps(s.Now().UTC(), changes)
+	cmps, ops, out, err := s.transitionOps(ctx, s.Now().UTC(), changes)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +414,7 @@ func (s *Store) Transition(ctx context.Context, changes ...Change) ([]Revision, 
 }
 
 // transitionOps builds the comparisons and writes of lifecycle changes.
-func (s *Store) transitionOps(now time.Time, changes []Change) ([]clientv3.Cmp, []clientv3.Op, []Revision, error) {
+func (s *Store) transitionOps(ctx context.Context, now time.Time, changes []Change) ([]clientv3.Cmp, []clientv3.Op, []Revision, error) {
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	out := make([]Revision, 0, len(changes))
@@ -442,7 +442,7 @@ func (s *Store) transitionOps(now time.Time, changes []Change) ([]clientv3.Cmp, 
 		}
 		key := s.revKey(r.Tenant, r.App, r.ID)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", c.Rev.ModRevision))
-		ev, err := s.eventOp(Event{Type: EventTransition, Tenant: r.Tenant, App: r.App, Revision: r.ID, From: from, To: c.To,
+		ev, err := s.eventOp(ctx, Event{Type: EventTransition, Tenant: r.Tenant, App: r.App, Revision: r.ID, From: from, To: c.To,
 			Message: fmt.Sprintf("revision %s %s -> %s: %s", r.ID, from, c.To, c.Reason)})
 		if err != nil {
 			return nil, nil, nil, err
@@ -502,7 +502,7 @@ func (s *Store) DeleteRevision(ctx context.Context, r Revision) error {
 // adopting a replica that already runs) sees the usage first.
 func (s *Store) CreateReplica(ctx context.Context, r Replica, ev *Event, check QuotaCheck) (Replica, error) {
 	key := s.replKey(r)
-	ops, err := s.replicaPutOps(r, ev)
+	ops, err := s.replicaPutOps(ctx, r, ev)
 	if err != nil {
 		return r, err
 	}
@@ -538,7 +538,7 @@ func (s *Store) PutReplica(ctx context.Context, r Replica, ev *Event) (Replica, 
 		return s.CreateReplica(ctx, r, ev, nil)
 	}
 	key := s.replKey(r)
-	ops, err := s.replicaPutOps(r, ev)
+	ops, err := s.replicaPutOps(ctx, r, ev)
 	if err != nil {
 		return r, err
 	}
@@ -554,14 +554,14 @@ func (s *Store) PutReplica(ctx context.Context, r Replica, ev *Event) (Replica, 
 }
 
 // replicaPutOps writes a replica record and, when ev is set, its event.
-func (s *Store) replicaPutOps(r Replica, ev *Event) ([]clientv3.Op, error) {
+func (s *Store) replicaPutOps(ctx context.Context, r Replica, ev *Event) ([]clientv3.Op, error) {
 	val, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
 	ops := []clientv3.Op{clientv3.OpPut(s.replKey(r), string(val))}
 	if ev != nil {
-		op, err := s.replicaEventOp(r, *ev)
+		op, err := s.replicaEventOp(ctx, r, *ev)
 		if err != nil {
 			return nil, err
 		}
@@ -570,9 +570,9 @@ func (s *Store) replicaPutOps(r Replica, ev *Event) ([]clientv3.Op, error) {
 	return ops, nil
 }
 
-func (s *Store) replicaEventOp(r Replica, ev Event) (clientv3.Op, error) {
+func (s *Store) replicaEventOp(ctx context.Context, r Replica, ev Event) (clientv3.Op, error) {
 	ev.Tenant, ev.App, ev.Revision, ev.Replica = r.Tenant, r.App, r.Revision, r.ID
-	return s.eventOp(ev)
+	return s.eventOp(ctx, ev)
 }
 
 // DeleteReplica removes a replica record once its process is gone.
@@ -580,7 +580,7 @@ func (s *Store) DeleteReplica(ctx context.Context, r Replica, ev *Event) error {
 	key := s.replKey(r)
 	ops := []clientv3.Op{clientv3.OpDelete(key)}
 	if ev != nil {
-		op, err := s.replicaEventOp(r, *ev)
+		op, err := s.replicaEventOp(ctx, r, *ev)
 		if err != nil {
 			return err
 		}
@@ -640,3 +640,11 @@ func randomHex(n int) string {
 
 // NewReplicaID returns a fresh replica id (6 hex characters).
 func NewReplicaID() string { return randomHex(3) }
+
+// labelled is ", label X" for a deploy's event, "" without a label.
+func labelled(label string) string {
+	if label == "" {
+		return ""
+	}
+	return ", label " + label
+}

@@ -10,7 +10,7 @@ import (
 
 // AppendEvent adds a line to an app's activity log.
 func (s *Store) AppendEvent(ctx context.Context, e Event) error {
-	op, err := s.eventOp(e)
+	op, err := s.eventOp(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -66,8 +66,12 @@ func (s *Store) TrimEvents(ctx context.Context, tenant, app string) error {
 	return err
 }
 
-func (s *Store) eventOp(e Event) (clientv3.Op, error) {
+// eventOp writes e, naming ctx's actor (ActorOf) unless e names one.
+func (s *Store) eventOp(ctx context.Context, e Event) (clientv3.Op, error) {
 	e.Message = truncate(e.Message, MaxEventMessage)
+	if e.Actor == "" {
+		e.Actor = ActorOf(ctx)
+	}
 	if e.Time.IsZero() {
 		e.Time = s.Now().UTC()
 	}

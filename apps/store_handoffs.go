@@ -134,3 +134,34 @@ func (s *Store) VoidTicket(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// VoidTicketsTo removes the unused, unexpired tickets that move players to
+// target, a replica that is gone: those players can no longer arrive (they
+// fall back to get-endpoint). It returns the tickets it removed, so a second
+// call, or one racing a client that uses a ticket, counts none twice.
+func (s *Store) VoidTicketsTo(ctx context.Context, target ReplicaID) ([]Ticket, error) {
+	resp, err := s.kv.Get(ctx, s.ticketKey("")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read tickets: %w", err)
+	}
+	var voided []Ticket
+	for _, kv := range resp.Kvs {
+		var t Ticket
+		if json.Unmarshal(kv.Value, &t) != nil || t.Used || t.Target() != target || !s.Now().Before(t.Expires) {
+			continue
+		}
+		key := string(kv.Key)
+		t.ID = path.Base(key)
+		txn, err := s.kv.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			Then(clientv3.OpDelete(key)).
+			Commit()
+		if err != nil {
+			return voided, fmt.Errorf("void ticket: %w", err)
+		}
+		if txn.Succeeded {
+			voided = append(voided, t)
+		}
+	}
+	return voided, nil
+}

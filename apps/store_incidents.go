@@ -98,7 +98,7 @@ func (s *Store) appendToApps(ctx context.Context, refs []Ref, in Incident) error
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	for _, r := range refs {
-		op, err := s.eventOp(Event{Time: in.End.UTC(), Type: in.Type, Tenant: r.Tenant, App: r.App, Message: in.Message})
+		op, err := s.eventOp(ctx, Event{Time: in.End.UTC(), Type: in.Type, Tenant: r.Tenant, App: r.App, Message: in.Message})
 		if err != nil {
 			return err
 		}

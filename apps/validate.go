@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/discovery-platform/discovery/tenants"
 )
@@ -152,6 +154,12 @@ func (s RevisionSpec) Validate() error {
 			return err
 		}
 	}
+	if err := validText("label", s.Label, MaxLabelLen); err != nil {
+		return err
+	}
+	if err := validText("note", s.Note, MaxNoteLen); err != nil {
+		return err
+	}
 	if len(s.Env) > MaxEnvVars {
 		return fmt.Errorf("%w: %d env vars, at most %d allowed", ErrInvalid, len(s.Env), MaxEnvVars)
 	}
@@ -168,6 +176,21 @@ func (s RevisionSpec) Validate() error {
 		if len(v) > MaxEnvValueLen || strings.ContainsRune(v, 0) {
 			return fmt.Errorf("%w: env %s must be at most %d bytes with no NUL", ErrInvalid, k, MaxEnvValueLen)
 		}
+	}
+	return nil
+}
+
+// Bounds of a revision's label and note.
+const (
+	MaxLabelLen = 64
+	MaxNoteLen  = 256
+)
+
+// validText checks a line of text for people: UTF-8, at most max bytes, no
+// control characters (a label lands in terminals and pages).
+func validText(name, s string, max int) error {
+	if len(s) > max || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%w: %s must be at most %d bytes of UTF-8 text on one line, without control characters", ErrInvalid, name, max)
 	}
 	return nil
 }

@@ -100,12 +100,29 @@ func (c *Client) ReplicaLogs(ctx context.Context, tenant, app, rev, replica stri
 // the event id after ("" for the oldest kept), at most limit (the platform's
 // default, 100, when 0; at most 500).
 func (c *Client) ListEvents(ctx context.Context, tenant, app, after string, limit int) ([]Event, error) {
+	return c.QueryEvents(ctx, tenant, app, EventQuery{After: after, Limit: limit})
+}
+
+// EventQuery selects events of an app's activity log: those after the event
+// id After, at most Limit (100 when 0; at most 500), and when set only those
+// of one Actor (a token's subject, or "platform") and of one Type.
+type EventQuery struct {
+	After       string
+	Limit       int
+	Actor, Type string
+}
+
+// QueryEvents returns the app's events q selects, oldest first (the newest
+// Limit of them).
+func (c *Client) QueryEvents(ctx context.Context, tenant, app string, eq EventQuery) ([]Event, error) {
 	q := url.Values{}
-	if after != "" {
-		q.Set("after", after)
+	for k, v := range map[string]string{"after": eq.After, "actor": eq.Actor, "type": eq.Type} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
+	if eq.Limit > 0 {
+		q.Set("limit", strconv.Itoa(eq.Limit))
 	}
 	var out struct {
 		Events []Event `json:"events"`

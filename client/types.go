@@ -221,6 +221,10 @@ type RevisionSpec struct {
 	Command   []string          `json:"command,omitempty"`
 	Env       map[string]string `json:"env,omitempty"`
 	Resources *Resources        `json:"resources,omitempty"`
+	// Label and Note are for people: a version name ("v1.4.2", at most 64
+	// bytes) and what changed (at most 256), shown wherever the revision is.
+	Label string `json:"label,omitempty"`
+	Note  string `json:"note,omitempty"`
 }
 
 // Replica is one running instance of a revision.
@@ -248,6 +252,8 @@ type Revision struct {
 	Command    []string          `json:"command,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
 	Resources  *Resources        `json:"resources,omitempty"`
+	Label      string            `json:"label,omitempty"`
+	Note       string            `json:"note,omitempty"`
 	State      RevisionState     `json:"state"`
 	// Reason explains the last transition ("healthy", "superseded by …").
 	Reason      string     `json:"reason,omitempty"`
@@ -322,10 +328,22 @@ type Event struct {
 	From    RevisionState `json:"from,omitempty"`
 	To      RevisionState `json:"to,omitempty"`
 	Message string        `json:"message"`
+	// Actor is who did it: a token's subject, or "platform" for what the
+	// platform did on its own (empty on events older than actors).
+	Actor string `json:"actor,omitempty"`
+	// Changes are what a settings change (app_updated) changed.
+	Changes []SettingChange `json:"changes,omitempty"`
 	// NoticeFigures and HandoffFigures are a notice's or a handoff's
 	// counts as the platform records them (Notice and Handoff read them).
 	NoticeFigures  *NoticeFigures  `json:"notice,omitempty"`
 	HandoffFigures *HandoffFigures `json:"handoff,omitempty"`
+}
+
+// SettingChange is one setting an app_updated event changed, as text.
+type SettingChange struct {
+	Field string `json:"field"`
+	Old   string `json:"old"`
+	New   string `json:"new"`
 }
 
 // NoticeFigures are a notice event's counts.
@@ -345,9 +363,13 @@ type HandoffFigures struct {
 }
 
 // String is one line: time, the type's symbol (see Symbol), type, revision
-// and the platform's message.
+// and the platform's message, then who asked when a person did.
 func (e Event) String() string {
-	return fmt.Sprintf("%s %s %-16s %-8s %s", e.Time.Local().Format("15:04:05"), e.Symbol(), e.Type, e.Revision, e.Message)
+	s := fmt.Sprintf("%s %s %-16s %-8s %s", e.Time.Local().Format("15:04:05"), e.Symbol(), e.Type, e.Revision, e.Message)
+	if e.Actor != "" && e.Actor != "platform" {
+		s += " (by " + e.Actor + ")"
+	}
+	return s
 }
 
 // Endpoint is get-endpoint's answer: where one client should connect. It

@@ -51,7 +51,8 @@ function logLine(ev) {
       chip('fell-back', `${m.fellBack} fell back`, m.fellBack ? 'bad' : 'none', 'could not be moved: they reconnect through get-endpoint and start afresh'));
   }
   return li(h('span', { class: 'ev-type' }, ev.to ? ev.to : ev.type.replace(/_/g, ' ')),
-    ev.revision && !ev.message.includes(ev.revision) && h('code', null, ev.revision), ' ', ev.message);
+    ev.revision && !ev.message.includes(ev.revision) && h('code', null, ev.revision), ' ', ev.message,
+    ev.actor && ev.actor !== 'platform' && h('small', { class: 'sub ev-actor', 'data-field': 'actor' }, ' by ' + ev.actor));
 }
 
 // streamEvents reads the SSE activity stream with fetch (EventSource cannot

@@ -442,6 +442,7 @@ function renderRevisions(st, el, refresh) {
     };
     return h('tr', { 'data-rev': r.id, 'data-state': r.state, class: r.state === 'retired' || r.state === 'failed' ? 'dim' : '' },
       h('th', { scope: 'row', 'data-label': 'Revision' }, h('code', null, r.id),
+        r.label && h('span', { class: 'rev-label', 'data-field': 'label', title: r.note || '' }, ' ' + r.label),
         h('small', { class: 'sub' }, `#${r.generation} · `, h('span', { 'data-age': r.created_at }, age(r.created_at)), ' ago')),
       h('td', { 'data-label': 'State' }, h('span', { class: 'badge ' + r.state, 'data-field': 'state' }, r.state), r.reason && h('small', { class: 'reason' }, r.reason)),
       h('td', { 'data-label': 'Runs', class: 'what' }, h('code', { title: what }, what), r.env && h('small', null, Object.entries(r.env).map(([k, v]) => `${k}=${v}`).join(' '))),

@@ -84,7 +84,15 @@ func (s *Server) updateApp(c *fiber.Ctx) error {
 func (s *Server) deleteApp(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	a, err := s.cfg.Apps.DeleteApp(ctx, c.Params("tenant"), c.Params("app"))
+	var opt apps.DeleteOptions
+	var err error
+	if opt.Force, err = queryBool(c, "force"); err != nil {
+		return err
+	}
+	if opt.Drain, err = queryBool(c, "drain"); err != nil {
+		return err
+	}
+	a, err := s.cfg.Apps.DeleteApp(ctx, c.Params("tenant"), c.Params("app"), opt)
 	if err != nil {
 		return err
 	}
@@ -140,6 +148,18 @@ func eventTypeList() string {
 		names[i] = string(t)
 	}
 	return strings.Join(names, ", ")
+}
+
+// queryBool reads a true/false query parameter (absent: false).
+func queryBool(c *fiber.Ctx, name string) (bool, error) {
+	switch v := c.Query(name); v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	default:
+		return false, fmt.Errorf("%w: query %s=%q must be true or false", errBadRequest, name, v)
+	}
 }
 
 func queryInt(c *fiber.Ctx, name string, def, lo, hi int) (int, error) {

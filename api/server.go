@@ -365,8 +365,13 @@ func (s *Server) appRoutes() []Route {
 			Request:     apps.AppSpec{}, RequestExample: `{"replicas":3}`,
 			Response: apps.App{}, Errors: []int{400, 404, 409, 503}}},
 		{"DELETE", appPath, check("apps", write), s.deleteApp, Doc{
-			Summary: "Delete an app: every revision is retired, then the app is removed",
-			Status:  202, Response: apps.App{}, Errors: []int{404, 409, 503}}},
+			Summary: "Delete an app: every revision is retired (or drains), then the app is removed",
+			Description: "An app whose revisions hold live sessions (connections, app-held leases) is refused with 409 naming them, " +
+				"unless `force=true` (retire every revision now, cutting its players) or `drain=true` (no new players; every revision " +
+				"drains as after a deploy and the app is removed once all are retired). A force after a drain retires what still drains.",
+			Params: []Param{{Name: "force", In: "query", Description: "cut the players still connected", Type: false},
+				{Name: "drain", In: "query", Description: "delete once the players have left", Type: false}},
+			Status: 202, Response: apps.App{}, Errors: []int{400, 404, 409, 503}}},
 		{"GET", appPath + "/events", check("events", read), s.listEvents, Doc{
 			Summary:     "The app's activity log, oldest first",
 			Description: fmt.Sprintf("An app keeps its last %d events.", apps.MaxEventsPerApp),

@@ -90,6 +90,10 @@ type App struct {
 	// Deleting is set by DELETE: the reconciler retires every revision, then
 	// removes the app.
 	Deleting bool `json:"deleting,omitempty"`
+	// DrainFirst is set with Deleting by a delete with drain: the
+	// revisions drain (their players stay until they leave) instead of
+	// being retired at once.
+	DrainFirst bool `json:"drain_first,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`

@@ -53,8 +53,9 @@ type Observation struct {
 	Ready, Live int
 	// ActiveGeneration is the generation of the app's active revision, 0 if none.
 	ActiveGeneration int64
-	// Deleting is true when the app is being deleted.
-	Deleting bool
+	// Deleting is true when the app is being deleted; DrainFirst when its
+	// revisions drain before they retire (a delete with drain).
+	Deleting, DrainFirst bool
 	Sessions Sessions
 }
 
@@ -74,6 +75,14 @@ func (d Decision) Changed(r Revision) bool { return d.To != r.State }
 func Next(app App, rev Revision, obs Observation, now time.Time) Decision {
 	stay := Decision{To: rev.State}
 	if obs.Deleting && !rev.State.Terminal() {
+		switch {
+		case !obs.DrainFirst:
+			return Decision{Retired, "app deleted"}
+		case rev.State == Active:
+			return Decision{Draining, "app deleted once its players leave"}
+		case rev.State == Draining:
+			return nextDraining(app, rev, obs, now)
+		}
 		return Decision{Retired, "app deleted"}
 	}
 	switch rev.State {

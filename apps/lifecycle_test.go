@@ -43,6 +43,10 @@ func TestNext(t *testing.T) {
 		{"draining without replicas retires", app, Revision{State: Draining, DrainingAt: ago(time.Second)}, Observation{Live: 0}, Retired},
 		{"drain timeout retires with sessions", withDrain, Revision{State: Draining, DrainingAt: ago(11 * time.Minute)}, Observation{Live: 1, Sessions: Sessions{Known: true, Count: 5}}, Retired},
 		{"drain timeout not reached", withDrain, Revision{State: Draining, DrainingAt: ago(9 * time.Minute)}, Observation{Live: 1, Sessions: Sessions{Known: true, Count: 5}}, Draining},
+		{"deleting with drain: active drains", app, Revision{State: Active}, Observation{Deleting: true, DrainFirst: true, Live: 2}, Draining},
+		{"deleting with drain: players keep a draining revision", app, Revision{State: Draining, DrainingAt: ago(time.Hour)}, Observation{Deleting: true, DrainFirst: true, Live: 1, Sessions: Sessions{Known: true, Count: 2}}, Draining},
+		{"deleting with drain: empty for grace retires", app, Revision{State: Draining, DrainingAt: ago(time.Hour)}, Observation{Deleting: true, DrainFirst: true, Live: 1, Sessions: Sessions{Known: true, EmptySince: t0.Add(-31 * time.Second)}}, Retired},
+		{"deleting with drain: starting retires", app, Revision{State: Starting}, Observation{Deleting: true, DrainFirst: true}, Retired},
 		{"retired is terminal", app, Revision{State: Retired}, Observation{Deleting: true, Ready: 3}, Retired},
 		{"failed is terminal", app, Revision{State: Failed}, Observation{Ready: 3}, Failed},
 	}

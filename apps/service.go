@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/discovery-platform/discovery/internal/storeerr"
 	"github.com/discovery-platform/discovery/tenants"
 )
 
@@ -32,6 +33,9 @@ type Service struct {
 	Commands CommandGate
 	// Logs reads replicas' output (the runtime); nil: no logs here.
 	Logs LogReader
+	// Sessions counts revisions' sessions, so that deleting an app with
+	// players needs a force or a drain; nil: never refused.
+	Sessions SessionSource
 }
 
 // LogReader reads the end of a replica's output (a runtime's Logs).
@@ -193,20 +197,81 @@ func (s *Service) UpdateApp(ctx context.Context, tenant, name string, spec AppSp
 	})
 }
 
-// DeleteApp marks an app for deletion: the reconciler retires every revision,
-// stops every replica, then removes the app. Deleting twice is fine.
-func (s *Service) DeleteApp(ctx context.Context, tenant, name string) (App, error) {
+// DeleteOptions say what happens to the players of an app being deleted.
+// With neither, an app with live sessions is refused (ErrIllegalState,
+// naming them).
+type DeleteOptions struct {
+	// Force deletes at once: every revision is retired, its players cut.
+	Force bool
+	// Drain deletes once the players have left: no new players, every
+	// revision drains as after a deploy (reconnect_grace, drain_timeout),
+	// and the app is removed when all are retired.
+	Drain bool
+}
+
+// SessionSource counts a revision's sessions (endpoint.Sessions).
+type SessionSource interface {
+	Revision(tenant, app, rev string) Sessions
+}
+
+// DeleteApp marks an app for deletion: the reconciler retires (or, with
+// Drain, drains) every revision, stops every replica, then removes the app.
+// Deleting twice is fine; a Force after a Drain retires what still drains.
+func (s *Service) DeleteApp(ctx context.Context, tenant, name string, opt DeleteOptions) (App, error) {
+	if opt.Force && opt.Drain {
+		return App{}, fmt.Errorf("%w: force and drain exclude each other", ErrInvalid)
+	}
 	if err := s.checkTenant(ctx, tenant); err != nil {
 		return App{}, err
 	}
+	if !opt.Force && !opt.Drain {
+		if err := s.refuseLive(ctx, tenant, name); err != nil {
+			return App{}, err
+		}
+	}
 	return s.retry(ctx, tenant, name, func(a *App) (Event, QuotaCheck, error) {
-		if a.Deleting {
+		if a.Deleting && (!a.DrainFirst || opt.Drain) {
 			return Event{}, nil, errNoChange
 		}
-		a.Deleting = true
+		a.Deleting, a.DrainFirst = true, opt.Drain
 		a.UpdatedAt = s.Store.Now().UTC()
+		if opt.Drain {
+			return Event{Type: EventAppDeleting, Message: "app deletion requested: no new players; every revision drains, then the app is removed"}, nil, nil
+		}
 		return Event{Type: EventAppDeleting, Message: "app deletion requested: retiring every revision"}, nil, nil
 	})
+}
+
+// refuseLive refuses to delete an app whose revisions hold sessions
+// (connections or app-held leases), naming them.
+func (s *Service) refuseLive(ctx context.Context, tenant, name string) error {
+	if s.Sessions == nil {
+		return nil
+	}
+	snap, err := s.Load(ctx, tenant, name)
+	if err != nil {
+		return err
+	}
+	var live []string
+	total := 0
+	for _, rev := range snap.Revisions {
+		if rev.State.Terminal() {
+			continue
+		}
+		n := s.Sessions.Revision(tenant, name, rev.ID)
+		if !n.Known {
+			return fmt.Errorf("%w: the sessions of app %s/%s are not known yet on this instance; try again in a few seconds, or delete with force", storeerr.ErrUnavailable, tenant, name)
+		}
+		if c := n.Connections + n.Leases; c > 0 {
+			total += c
+			live = append(live, fmt.Sprintf("revision %s: %d", rev.ID, c))
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: app %s/%s has %d live sessions (%s); delete with force=true to cut them, or drain=true to delete it once they have left",
+		ErrIllegalState, tenant, name, total, strings.Join(live, ", "))
 }
 
 var errNoChange = errors.New("no change")

@@ -230,7 +230,7 @@ func TestDeleteAppRefusesDeploy(t *testing.T) {
 	svc, _ := newService(t)
 	_, err := svc.CreateApp(ctx, "default", apps.AppSpec{Name: "arena"})
 	require.NoError(t, err)
-	a, err := svc.DeleteApp(ctx, "default", "arena")
+	a, err := svc.DeleteApp(ctx, "default", "arena", apps.DeleteOptions{})
 	require.NoError(t, err)
 	assert.True(t, a.Deleting)
 	_, err = svc.Deploy(ctx, "default", "arena", apps.RevisionSpec{Image: "x"})

@@ -45,7 +45,7 @@ func (ts *TenantService) Delete(ctx context.Context, name string) (int, error) {
 		return 0, err
 	}
 	for _, a := range list {
-		if _, err := ts.Apps.DeleteApp(ctx, name, a.Name); err != nil && !errors.Is(err, ErrNotFound) {
+		if _, err := ts.Apps.DeleteApp(ctx, name, a.Name, DeleteOptions{Force: true}); err != nil && !errors.Is(err, ErrNotFound) {
 			return 0, err
 		}
 	}
@@ -72,7 +72,7 @@ func (ts *TenantService) FinishDeletions(ctx context.Context) error {
 			list, err := ts.Apps.Store.ListApps(ctx, t.Name)
 			for _, a := range list {
 				if !a.Deleting {
-					if _, err := ts.Apps.DeleteApp(ctx, t.Name, a.Name); err != nil && !errors.Is(err, ErrNotFound) {
+					if _, err := ts.Apps.DeleteApp(ctx, t.Name, a.Name, DeleteOptions{Force: true}); err != nil && !errors.Is(err, ErrNotFound) {
 						return err
 					}
 				}

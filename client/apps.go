@@ -38,10 +38,32 @@ func (c *Client) UpdateApp(ctx context.Context, tenant, app string, spec AppSpec
 }
 
 // DeleteApp starts deleting an app: every revision is retired, then the app is
-// removed. The answer is the app marked deleting.
+// removed. The answer is the app marked deleting. An app with players is
+// refused (ErrConflict, naming its live sessions): see DeleteAppWith.
 func (c *Client) DeleteApp(ctx context.Context, tenant, app string) (App, error) {
+	return c.DeleteAppWith(ctx, tenant, app, DeleteOptions{})
+}
+
+// DeleteOptions say what happens to the players of an app being deleted.
+type DeleteOptions struct {
+	// Force retires every revision at once, cutting its players.
+	Force bool
+	// Drain takes no new players, lets every revision drain as after a
+	// deploy, and removes the app once all are retired.
+	Drain bool
+}
+
+// DeleteAppWith starts deleting an app as opt says.
+func (c *Client) DeleteAppWith(ctx context.Context, tenant, app string, opt DeleteOptions) (App, error) {
+	q := url.Values{}
+	if opt.Force {
+		q.Set("force", "true")
+	}
+	if opt.Drain {
+		q.Set("drain", "true")
+	}
 	var out App
-	err := c.do(ctx, http.MethodDelete, apiPath("tenants", tenant, "apps", app), nil, nil, &out)
+	err := c.do(ctx, http.MethodDelete, apiPath("tenants", tenant, "apps", app), q, nil, &out)
 	return out, err
 }
 

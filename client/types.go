@@ -109,9 +109,11 @@ type App struct {
 	// Generation counts deploys: the newest revision has the highest.
 	Generation int64 `json:"generation"`
 	// Deleting is set once the app is being deleted.
-	Deleting  bool      `json:"deleting,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Deleting bool `json:"deleting,omitempty"`
+	// DrainFirst: the app is deleted once its players have left.
+	DrainFirst bool      `json:"drain_first,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // String is one line: "acme/arena replicas 2 generation 3", with the

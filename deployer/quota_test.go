@@ -101,7 +101,7 @@ func TestDeletedAppsLeaveNoMetrics(t *testing.T) {
 	rev := w.deploy(nil)
 	w.converge("active", func(s apps.Snapshot) bool { return state(s, rev) == apps.Active })
 	require.Positive(t, seriesOf(t, "gone-soon"), "the app has series while it lives")
-	_, err := w.svc.DeleteApp(context.Background(), "default", "gone-soon")
+	_, err := w.svc.DeleteApp(context.Background(), "default", "gone-soon", apps.DeleteOptions{})
 	require.NoError(t, err)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -226,7 +226,7 @@ func TestResyncOfAnUnchangedAppMakesNoEtcdCall(t *testing.T) {
 
 	// Deleting it through the running reconciler (reading its cache) retires
 	// the revision, stops the replica and removes the app.
-	_, err = svc.DeleteApp(ctx, "default", "calm")
+	_, err = svc.DeleteApp(ctx, "default", "calm", apps.DeleteOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		_, err := store.GetApp(ctx, "default", "calm")

@@ -285,7 +285,7 @@ func TestScaleDownAndDeleteApp(t *testing.T) {
 	w.converge("scaled to 1", func(s apps.Snapshot) bool { return records(s, v1) == 1 && ready(s, v1) == 1 })
 	require.Eventually(t, func() bool { return len(w.pids(v1)) == 1 }, 10*time.Second, 20*time.Millisecond)
 
-	_, err = w.svc.DeleteApp(context.Background(), "default", "arena")
+	_, err = w.svc.DeleteApp(context.Background(), "default", "arena", apps.DeleteOptions{})
 	require.NoError(t, err)
 	ctx := context.Background()
 	require.Eventually(t, func() bool {

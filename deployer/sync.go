@@ -3,6 +3,8 @@ package deployer
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/discovery-platform/discovery/apps"
@@ -121,6 +123,9 @@ func (s *syncer) gone(rev apps.Revision, rec apps.Replica, obs Observed, seen bo
 			}
 		}
 		s.r.log.Warn("replica crashed", "tenant", rec.Tenant, "app", rec.App, "revision", rec.Revision, "replica", rec.ID, "exit", why)
+		if err := s.voidTickets(id); err != nil {
+			return err
+		}
 	}
 	if seen {
 		if err := s.r.rt.Remove(s.ctx, id); err != nil {
@@ -128,6 +133,33 @@ func (s *syncer) gone(rev apps.Revision, rec apps.Replica, obs Observed, seen bo
 		}
 	}
 	return s.st.DeleteReplica(s.ctx, rec, ev)
+}
+
+// voidTickets voids the tickets of players handed off to a replica that
+// crashed before they arrived, and says in the activity log how many could
+// not arrive: their clients fall back to get-endpoint (sdk/PROTOCOL.md §4).
+// Voided before the replica's record goes, so a pass retried after an
+// error still finds them, and counts none twice.
+func (s *syncer) voidTickets(target apps.ReplicaID) error {
+	voided, err := s.st.VoidTicketsTo(s.ctx, target)
+	if err != nil {
+		return err
+	}
+	from := map[string]int{}
+	for _, t := range voided {
+		from[t.FromRevision]++
+	}
+	for _, rev := range slices.Sorted(maps.Keys(from)) {
+		n := from[rev]
+		err := s.st.AppendEvent(s.ctx, apps.Event{Time: s.now, Type: apps.EventHandoff, Tenant: target.Tenant, App: target.App, Revision: rev,
+			Message: fmt.Sprintf("handoff %s -> %s: 0 players moved, %d could not be: replica %s exited before they arrived (they reconnect through get-endpoint)",
+				rev, target.Revision, n, target.Replica),
+			Handoff: &apps.HandoffCount{To: target.Revision, Failed: n}})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *syncer) updateRecord(rec apps.Replica, obs Observed) (apps.Replica, error) {
@@ -199,6 +231,7 @@ func (s *syncer) observation(rev apps.Revision, activeGen int64) apps.Observatio
 		Desired:          s.desired(rev),
 		ActiveGeneration: activeGen,
 		Deleting:         s.snap.App.Deleting,
+		DrainFirst:       s.snap.App.DrainFirst,
 		Sessions:         s.r.sessions.Revision(rev.Tenant, rev.App, rev.ID),
 	}
 	for _, rec := range s.live[rev.ID] {

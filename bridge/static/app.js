@@ -557,7 +557,7 @@ function deleteSection(st) {
   const btn = h('button', { type: 'button', class: 'danger', id: 'delete-app-btn' }, 'Delete app');
   btn.addEventListener('click', async () => {
     if (!await confirmAction(`Delete ${st.name}?`, 'Every revision is retired (open sessions are cut), then the app is removed.', 'Delete app')) return;
-    if (await busy(btn, () => api('DELETE', st.base), () => `Deleting ${st.name}: retiring every revision…`)) st.refreshApp().catch(() => {});
+    if (await busy(btn, () => api('DELETE', st.base + '?force=true'), () => `Deleting ${st.name}: retiring every revision…`)) st.refreshApp().catch(() => {});
   });
   return h('section', { class: 'card danger-zone', 'aria-labelledby': 'h-danger' }, h('h2', { id: 'h-danger' }, 'Delete'), btn);
 }

@@ -108,7 +108,7 @@ func (m *Main) startControl(ctx, bg context.Context, cli *clientv3.Client, store
 	m.goRun(func() { quotas.Run(bg) })
 	// Quota checks read tenants from memory; the usage they guard is compared
 	// in the write's own transaction.
-	svc := &apps.Service{Store: store, Tenants: quotas, RequireImage: c.Runtime == "kubernetes"}
+	svc := &apps.Service{Store: store, Tenants: quotas, Sessions: sessions, RequireImage: c.Runtime == "kubernetes"}
 	if c.Runtime == "process" {
 		// On the process runtime a command runs on this machine: tenants
 		// deploy catalog images; raw commands need the right (authz).

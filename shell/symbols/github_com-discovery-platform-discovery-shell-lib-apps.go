@@ -10,16 +10,18 @@ import (
 func init() {
 	Symbols["github.com/discovery-platform/discovery/shell/lib/apps/apps"] = map[string]reflect.Value{
 		// function, constant and variable definitions
-		"Create":   reflect.ValueOf(apps.Create),
-		"Delete":   reflect.ValueOf(apps.Delete),
-		"Ensure":   reflect.ValueOf(apps.Ensure),
-		"Get":      reflect.ValueOf(apps.Get),
-		"List":     reflect.ValueOf(apps.List),
-		"Names":    reflect.ValueOf(apps.Names),
-		"Patch":    reflect.ValueOf(apps.Patch),
-		"Scale":    reflect.ValueOf(apps.Scale),
-		"Settings": reflect.ValueOf(apps.Settings),
-		"Update":   reflect.ValueOf(apps.Update),
+		"Create":          reflect.ValueOf(apps.Create),
+		"Delete":          reflect.ValueOf(apps.Delete),
+		"DeleteNow":       reflect.ValueOf(apps.DeleteNow),
+		"DeleteWhenEmpty": reflect.ValueOf(apps.DeleteWhenEmpty),
+		"Ensure":          reflect.ValueOf(apps.Ensure),
+		"Get":             reflect.ValueOf(apps.Get),
+		"List":            reflect.ValueOf(apps.List),
+		"Names":           reflect.ValueOf(apps.Names),
+		"Patch":           reflect.ValueOf(apps.Patch),
+		"Scale":           reflect.ValueOf(apps.Scale),
+		"Settings":        reflect.ValueOf(apps.Settings),
+		"Update":          reflect.ValueOf(apps.Update),
 
 		// type definitions
 		"Spec": reflect.ValueOf((*apps.Spec)(nil)),

@@ -162,12 +162,27 @@ func Scale(name string, replicas int) (client.App, error) {
 }
 
 // Delete deletes an app: every revision is retired, then the app is removed.
-func Delete(name string) (client.App, error) {
+// An app with players connected is refused, naming them: see DeleteNow and
+// DeleteWhenEmpty.
+func Delete(name string) (client.App, error) { return deleteApp(name, client.DeleteOptions{}) }
+
+// DeleteNow deletes an app even with players connected: they are cut.
+func DeleteNow(name string) (client.App, error) {
+	return deleteApp(name, client.DeleteOptions{Force: true})
+}
+
+// DeleteWhenEmpty deletes an app once its players have left: no new
+// players, every revision drains as after a deploy, then the app goes.
+func DeleteWhenEmpty(name string) (client.App, error) {
+	return deleteApp(name, client.DeleteOptions{Drain: true})
+}
+
+func deleteApp(name string, opt client.DeleteOptions) (client.App, error) {
 	c, err := dsh.Connected()
 	if err != nil {
 		return client.App{}, err
 	}
-	return c.DeleteApp(dsh.Context(), dsh.Tenant(), name)
+	return c.DeleteAppWith(dsh.Context(), dsh.Tenant(), name, opt)
 }
 
 // Ensure makes the app match spec: creates it, changes what differs, or

@@ -87,3 +87,49 @@ func TestTicketExpiresAndCanBeVoided(t *testing.T) {
 		require.ErrorIs(t, err, apps.ErrGone, "%q", bad)
 	}
 }
+
+// A replica that crashed voids the tickets of the players on their way to
+// it, once: the used ones, the expired ones and another replica's stay.
+func TestTicketsToAGoneReplicaAreVoidedOnce(t *testing.T) {
+	svc, _ := newService(t)
+	st := svc.Store
+	ctx := context.Background()
+	now := time.Now()
+	st.Now = func() time.Time { return now }
+	gone := apps.ReplicaID{Tenant: "acme", App: "arena", Revision: "r2", Replica: "x"}
+	issue := func(replica string) apps.Ticket {
+		tk, err := st.IssueTicket(ctx, apps.Ticket{Tenant: "acme", App: "arena", Revision: "r2", Replica: replica, FromRevision: "r1"})
+		require.NoError(t, err)
+		return tk
+	}
+	expired := issue("x")
+	now = now.Add(apps.TicketTTL / 2)
+	pending, used, other := []apps.Ticket{issue("x"), issue("x")}, issue("x"), issue("y")
+	_, err := st.UseTicket(ctx, used.ID, gone)
+	require.NoError(t, err)
+	now = now.Add(apps.TicketTTL/2 + time.Second) // the first one has expired
+
+	voided, err := st.VoidTicketsTo(ctx, gone)
+	require.NoError(t, err)
+	ids := func(ts []apps.Ticket) []string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.ID)
+		}
+		return out
+	}
+	assert.ElementsMatch(t, ids(pending), ids(voided))
+	for _, tk := range voided {
+		assert.Equal(t, "r1", tk.FromRevision)
+		_, err := st.Ticket(ctx, tk.ID)
+		require.ErrorIs(t, err, apps.ErrGone)
+	}
+	_, err = st.Ticket(ctx, other.ID)
+	require.NoError(t, err, "another replica's ticket stays")
+	_, err = st.Ticket(ctx, expired.ID)
+	require.ErrorIs(t, err, apps.ErrGone)
+
+	again, err := st.VoidTicketsTo(ctx, gone)
+	require.NoError(t, err)
+	assert.Empty(t, again, "counted once")
+}

@@ -24,6 +24,9 @@ type Store interface {
 	DeleteAppData(ctx context.Context, snap apps.Snapshot) error
 	AppendEvent(ctx context.Context, e apps.Event) error
 	TrimEvents(ctx context.Context, tenant, app string) error
+	// VoidTicketsTo voids the handoff tickets of players who had not
+	// reached a replica when it crashed.
+	VoidTicketsTo(ctx context.Context, target apps.ReplicaID) ([]apps.Ticket, error)
 }
 
 // cache is the reconciler's copy of the store's records, kept by the feed

@@ -277,10 +277,6 @@ func isUpgrade(r *http.Request) bool {
 // answer), passes a 101 through, then hands both connections to the relay: no
 // goroutine of ours stays with the session.
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
-	ticket, ok := g.useTicket(w, r, p)
-	if !ok {
-		return
-	}
 	addr, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		addr = r.RemoteAddr
@@ -306,6 +302,14 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
 	upstream, err := g.dialer.DialContext(ctx, "tcp", p.route.Address)
 	if err != nil {
 		writeError(w, statusFor(err), "bad_gateway", "the replica did not answer: "+err.Error(), nil)
+		return
+	}
+	// A handoff ticket is used up only once its replica has answered: a
+	// player turned away before (a full gateway, a replica gone) keeps it
+	// unused, and the platform counts it among those that could not arrive.
+	ticket, ok := g.useTicket(w, r, p)
+	if !ok {
+		upstream.Close()
 		return
 	}
 	out := r.Clone(ctx)

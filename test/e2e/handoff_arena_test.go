@@ -282,7 +282,7 @@ func TestArenaHandoffTargetKilled(t *testing.T) {
 	release()
 	rides := wait()
 	var back time.Duration
-	fellBack, kept := 0, 0
+	fellBack, lost, kept := 0, 0, 0
 	for i, r := range rides {
 		if !assert.NoError(t, r.err, "%s is not stuck", gs[i].name) {
 			continue
@@ -293,6 +293,9 @@ func TestArenaHandoffTargetKilled(t *testing.T) {
 		switch {
 		case r.fellBack != "":
 			fellBack++
+			if r.code == discovery.CloseMoved {
+				lost++ // its ticket led nowhere
+			}
 			assert.False(t, r.welcome.Resumed, "%s starts afresh", gs[i].name)
 			t.Logf("%s fell back (%s) and plays on %s", gs[i].name, r.fellBack, r.welcome.Replica)
 		default:
@@ -304,11 +307,12 @@ func TestArenaHandoffTargetKilled(t *testing.T) {
 			assert.NotEmpty(t, r.fellBack, "the first ticket's player falls back")
 		}
 	}
-	assert.Positive(t, fellBack)
-	t.Logf("killed %s: %d players fell back through get-endpoint, %d moved with their state; all playing on v2 %s after the release",
-		killed, fellBack, kept, back.Round(time.Millisecond))
+	assert.Positive(t, lost, "players found their ticket dead")
+	t.Logf("killed %s: %d players fell back through get-endpoint (%d of them with a dead ticket), %d moved with their state; all playing on v2 %s after the release",
+		killed, fellBack, lost, kept, back.Round(time.Millisecond))
 
-	// The activity log tells of the crash and of the handoffs.
+	// The activity log tells of the crash, and of the players who could not
+	// arrive: as many as found their ticket dead.
 	f.Eventually("the crash in the activity log", 15*time.Second, func() bool {
 		for _, e := range f.arenaEvents("arena") {
 			if e.Type == "replica_crashed" && strings.Contains(e.Message, killed) {
@@ -318,14 +322,19 @@ func TestArenaHandoffTargetKilled(t *testing.T) {
 		return false
 	})
 	var handoffs []string
-	f.Eventually("the handoffs in the activity log", 15*time.Second, func() bool {
+	f.Eventually("the players who could not arrive in the activity log", 15*time.Second, func() bool {
 		handoffs = nil
+		n := 0
 		for _, e := range f.arenaEvents("arena") {
-			if e.Type == "handoff" {
-				handoffs = append(handoffs, e.Message)
+			if e.Type != "handoff" {
+				continue
+			}
+			handoffs = append(handoffs, e.Message)
+			if strings.Contains(e.Message, "replica "+killed+" exited before they arrived") {
+				n += e.Handoff.Failed
 			}
 		}
-		return len(handoffs) > 0
+		return n == lost
 	})
 	t.Logf("activity log: %q", handoffs)
 }

@@ -39,7 +39,28 @@ func (s *Server) listApps(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"apps": list})
+	out := make([]appView, len(list))
+	for i, a := range list {
+		out[i] = appView{App: a}
+		if s.cfg.Deploys != nil {
+			if d, ok := s.cfg.Deploys.LastDeploy(a.Tenant, a.Name); ok {
+				out[i].LastDeploy = &d
+			}
+		}
+	}
+	return c.JSON(fiber.Map{"apps": out})
+}
+
+// DeploySource tells how an app's last deploy went (endpoint.Routes, from
+// memory).
+type DeploySource interface {
+	LastDeploy(tenant, app string) (apps.DeployStatus, bool)
+}
+
+// appView is an app in the apps list: with how its last deploy went.
+type appView struct {
+	apps.App
+	LastDeploy *apps.DeployStatus `json:"last_deploy,omitempty"`
 }
 
 func (s *Server) createApp(c *fiber.Ctx) error {

@@ -120,7 +120,7 @@ var (
 // handlers send.
 type (
 	appList struct {
-		Apps []apps.App `json:"apps"`
+		Apps []appView `json:"apps"`
 	}
 	revisionList struct {
 		Revisions []revisionView `json:"revisions"`

@@ -44,6 +44,9 @@ type Config struct {
 	Handoffs Handoffer
 	// Notices tells revisions' notices (nil: 501).
 	Notices NoticeSource
+	// Deploys tells how each app's last deploy went, for the apps list
+	// (nil: not shown).
+	Deploys DeploySource
 	// Authz authenticates (its Tokens) and decides every call; nil means no
 	// authentication (unit tests of the domain only).
 	Authz *authz.Authorizer
@@ -349,7 +352,9 @@ func (s *Server) tenantRoutes() []Route {
 func (s *Server) appRoutes() []Route {
 	return []Route{
 		{"GET", tenantPath + "/apps", check("apps", read), s.listApps, Doc{
-			Summary: "List a tenant's apps, by name", Response: appList{}, Errors: []int{404, 503}}},
+			Summary:     "List a tenant's apps, by name",
+			Description: "Each app comes with `last_deploy`: its newest revision's id, generation, state, reason and label, and `failed` when that deploy failed (the revision's `last_output` says why).",
+			Response:    appList{}, Errors: []int{404, 503}}},
 		{"POST", tenantPath + "/apps", check("apps", write), s.createApp, Doc{
 			Summary: "Create an app",
 			Description: "name is required; each other field is the App setting of that name and takes its default when left out, " +

@@ -5,7 +5,9 @@
 package apps
 
 import (
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // RevisionState is where a revision stands in its lifecycle (see lifecycle.go).
@@ -150,6 +152,10 @@ type Revision struct {
 	Reason string `json:"reason,omitempty"`
 	// Crashes counts replicas of this revision that exited unexpectedly.
 	Crashes int `json:"crashes"`
+	// LastOutput is the end of the output of the last of its replicas that
+	// crashed (at most MaxLastOutput bytes), kept after the replicas are
+	// gone: why a failed deploy failed.
+	LastOutput string `json:"last_output,omitempty"`
 
 	CreatedAt   time.Time  `json:"created_at"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
@@ -161,7 +167,55 @@ type Revision struct {
 
 // Spec is what the revision runs.
 func (r Revision) Spec() RevisionSpec {
-	return RevisionSpec{Image: r.Image, Command: r.Command, Env: r.Env, Resources: r.Resources}
+	return RevisionSpec{Image: r.Image, Command: r.Command, Env: r.Env, Resources: r.Resources, Label: r.Label, Note: r.Note}
+}
+
+// DeployStatus is how an app's last deploy went: its newest revision.
+type DeployStatus struct {
+	Revision   string        `json:"revision"`
+	Generation int64         `json:"generation"`
+	State      RevisionState `json:"state"`
+	Reason     string        `json:"reason,omitempty"`
+	Label      string        `json:"label,omitempty"`
+	// Failed is set when the deploy failed: its revision never became
+	// active (its LastOutput says why, when its replicas printed anything).
+	Failed bool `json:"failed,omitempty"`
+}
+
+// LastDeploy is the status of the newest of revs; false without any.
+func LastDeploy(revs map[string]Revision) (DeployStatus, bool) {
+	var newest Revision
+	found := false
+	for _, r := range revs {
+		if !found || r.Generation > newest.Generation {
+			newest, found = r, true
+		}
+	}
+	if !found {
+		return DeployStatus{}, false
+	}
+	return DeployStatus{Revision: newest.ID, Generation: newest.Generation, State: newest.State, Reason: newest.Reason,
+		Label: newest.Label, Failed: newest.State == Failed}, true
+}
+
+// MaxLastOutput bounds a revision's LastOutput.
+const MaxLastOutput = 1024
+
+// NoteCrash counts a crash of one of r's replicas, keeping the end of its
+// output (at most MaxLastOutput bytes, whole UTF-8 characters) when it has
+// any.
+func (r *Revision) NoteCrash(output string) {
+	r.Crashes++
+	if output == "" {
+		return
+	}
+	if len(output) > MaxLastOutput {
+		output = output[len(output)-MaxLastOutput:]
+		for i := 0; i < 4 && i < len(output) && !utf8.RuneStart(output[i]); i++ {
+			output = output[1:]
+		}
+	}
+	r.LastOutput = strings.ToValidUTF8(output, "?")
 }
 
 // InFlight reports whether the revision is on its way to active (pending or

@@ -56,7 +56,7 @@ type Observation struct {
 	// Deleting is true when the app is being deleted; DrainFirst when its
 	// revisions drain before they retire (a delete with drain).
 	Deleting, DrainFirst bool
-	Sessions Sessions
+	Sessions             Sessions
 }
 
 // Decision is the outcome of Next: the state to move to (equal to the current

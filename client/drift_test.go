@@ -31,6 +31,8 @@ func TestTypesMatchThePlatform(t *testing.T) {
 		{apps.RevisionSpec{}, RevisionSpec{}, false},
 		{apps.Resources{}, Resources{}, false},
 		{apps.Event{}, Event{}, false},
+		{apps.DeployStatus{}, DeployStatus{}, true},
+		{apps.SettingChange{}, SettingChange{}, true},
 		{endpoint.Endpoint{}, Endpoint{}, false},
 		{tenants.Tenant{}, Tenant{}, true},
 		{tenants.Quota{}, Quota{}, true},

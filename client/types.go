@@ -110,6 +110,8 @@ type App struct {
 	Generation int64 `json:"generation"`
 	// Deleting is set once the app is being deleted.
 	Deleting bool `json:"deleting,omitempty"`
+	// LastDeploy is how the app's last deploy went (in the apps list).
+	LastDeploy *DeployStatus `json:"last_deploy,omitempty"`
 	// DrainFirst: the app is deleted once its players have left.
 	DrainFirst bool      `json:"drain_first,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -258,7 +260,10 @@ type Revision struct {
 	Note       string            `json:"note,omitempty"`
 	State      RevisionState     `json:"state"`
 	// Reason explains the last transition ("healthy", "superseded by …").
-	Reason      string     `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// LastOutput is the end of the output of the revision's last replica
+	// that crashed, kept after its replicas are gone (at most 1 KiB).
+	LastOutput  string     `json:"last_output,omitempty"`
 	Crashes     int        `json:"crashes"`
 	CreatedAt   time.Time  `json:"created_at"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
@@ -286,7 +291,7 @@ func (r Revision) Ready() (ready, running int) {
 
 // Spec is what the revision was deployed with.
 func (r Revision) Spec() RevisionSpec {
-	return RevisionSpec{Image: r.Image, Command: r.Command, Env: r.Env, Resources: r.Resources}
+	return RevisionSpec{Image: r.Image, Command: r.Command, Env: r.Env, Resources: r.Resources, Label: r.Label, Note: r.Note}
 }
 
 // String is one line: "9d00cc18 active (2/2 ready) generation 3", with the
@@ -339,6 +344,17 @@ type Event struct {
 	// counts as the platform records them (Notice and Handoff read them).
 	NoticeFigures  *NoticeFigures  `json:"notice,omitempty"`
 	HandoffFigures *HandoffFigures `json:"handoff,omitempty"`
+}
+
+// DeployStatus is how an app's last deploy went: its newest revision.
+type DeployStatus struct {
+	Revision   string        `json:"revision"`
+	Generation int64         `json:"generation"`
+	State      RevisionState `json:"state"`
+	Reason     string        `json:"reason,omitempty"`
+	Label      string        `json:"label,omitempty"`
+	// Failed: the revision never became active (its LastOutput says why).
+	Failed bool `json:"failed,omitempty"`
 }
 
 // SettingChange is one setting an app_updated event changed, as text.

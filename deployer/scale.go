@@ -220,7 +220,7 @@ func (s *syncer) start(rev apps.Revision, rec apps.Replica) error {
 		}
 		// A start that cannot happen (no command, bad binary) counts as a crash,
 		// so a starting revision fails after a few tries instead of looping.
-		rev.Crashes++
+		rev.NoteCrash("could not start: " + err.Error())
 		if _, serr := s.st.SaveRevisionStatus(s.ctx, rev); serr != nil {
 			return serr
 		}

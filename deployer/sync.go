@@ -112,12 +112,16 @@ func (s *syncer) gone(rev apps.Revision, rec apps.Replica, obs Observed, seen bo
 			why = "vanished from the runtime"
 		}
 		msg := fmt.Sprintf("replica %s exited unexpectedly (%s)", rec.ID, why)
-		if tail, err := s.r.rt.Logs(s.ctx, id, 400); err == nil && len(tail) > 0 {
-			msg += "; last output: " + string(tail)
+		tail, err := s.r.rt.Logs(s.ctx, id, apps.MaxLastOutput)
+		if err != nil {
+			tail = nil
+		}
+		if len(tail) > 0 {
+			msg += "; last output: " + string(tail[max(0, len(tail)-400):])
 		}
 		ev = &apps.Event{Type: apps.EventReplicaCrashed, Message: msg}
 		if rev.ID != "" && !rev.State.Terminal() {
-			rev.Crashes++
+			rev.NoteCrash(string(tail))
 			if _, err := s.st.SaveRevisionStatus(s.ctx, rev); err != nil {
 				return err
 			}

@@ -191,6 +191,16 @@ func (r *Routes) Notice(tenant, app, rev string) (apps.Notice, bool) {
 	return apps.NoticeFor(ar.App, rv, ar.Active, time.Now()), true
 }
 
+// LastDeploy is the status of an app's last deploy from the table
+// (api.DeploySource).
+func (r *Routes) LastDeploy(tenant, app string) (apps.DeployStatus, bool) {
+	ar, ok := r.App(tenant, app)
+	if !ok {
+		return apps.DeployStatus{}, false
+	}
+	return apps.LastDeploy(ar.Revisions)
+}
+
 // App returns what the table knows of one app.
 func (r *Routes) App(tenant, app string) (*AppRoutes, bool) {
 	v, ok := r.table.Load(apps.Ref{Tenant: tenant, App: app})

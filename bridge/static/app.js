@@ -281,11 +281,24 @@ async function appsPage(view, tenant) {
     h('td', { 'data-label': 'Replicas' }, a.target_sessions ? `${a.min_replicas}–${a.max_replicas} (autoscaled)` : a.replicas),
     h('td', { 'data-label': 'Health' }, a.health_path || 'TCP'),
     h('td', { 'data-label': 'Created' }, age(a.created_at) + ' ago'),
-    h('td', { 'data-label': 'State' }, a.deleting ? h('span', { class: 'badge retired' }, 'deleting') : h('span', { class: 'badge active' }, 'ok'))));
+    h('td', { 'data-label': 'State' }, appState(a))));
   const table = rows.length ? h('table', { class: 'list' }, h('caption', { class: 'sr-only' }, `Apps of tenant ${tenant}`),
     h('thead', null, h('tr', null, ['App', 'Replicas', 'Health check', 'Created', 'State'].map(c => h('th', { scope: 'col' }, c)))),
     h('tbody', null, rows)) : h('p', { class: 'muted' }, 'No apps yet.');
   show(h('h1', null, 'Apps', h('small', null, ' of ' + tenant)), table, t && trustSection(me, t), me.can['apps:write'] && createAppForm(tenant));
+}
+
+// appState is an app's badge in the apps list: deleting, its last deploy
+// failed (flagged, with the reason), a deploy on its way, or ok.
+function appState(a) {
+  const d = a.last_deploy;
+  if (a.deleting) return h('span', { class: 'badge retired' }, 'deleting');
+  if (d && d.failed) {
+    return h('span', { class: 'badge failed', 'data-field': 'last-deploy', title: d.reason || '' },
+      `last deploy failed (${d.label || d.revision})`);
+  }
+  if (d && (d.state === 'pending' || d.state === 'starting')) return h('span', { class: 'badge starting', 'data-field': 'last-deploy' }, `deploying ${d.label || d.revision}`);
+  return h('span', { class: 'badge active' }, 'ok');
 }
 
 // trustSection says what the tenant may deploy; a platform admin toggles
@@ -416,7 +429,8 @@ function renderProgress(st, el) {
   const at = STEPS.indexOf(rev.state);
   el.replaceChildren(h('span', { class: 'small muted' }, 'Rollout of ', h('code', null, rev.id)), h('ol', { class: 'steps' }, STEPS.map((s, i) =>
     h('li', { class: i < at || rev.state === 'active' ? 'done' : i === at ? 'now' : '' }, s)),
-  failed && h('li', { class: 'failed' }, rev.state + (rev.reason ? ': ' + rev.reason : ''))));
+  failed && h('li', { class: 'failed' }, rev.state + (rev.reason ? ': ' + rev.reason : ''))),
+  failed && rev.last_output && h('pre', { class: 'log last-output', 'aria-label': 'the last output of its last crashed replica' }, rev.last_output));
   if ((rev.state === 'active' || failed) && !w.done) {
     w.done = true;
     flash(rev.state === 'active' ? `Revision ${rev.id} is active.` : `Revision ${rev.id} ${rev.state}: ${rev.reason || ''}`, rev.state === 'active' ? 'ok' : 'err');
@@ -444,7 +458,8 @@ function renderRevisions(st, el, refresh) {
       h('th', { scope: 'row', 'data-label': 'Revision' }, h('code', null, r.id),
         r.label && h('span', { class: 'rev-label', 'data-field': 'label', title: r.note || '' }, ' ' + r.label),
         h('small', { class: 'sub' }, `#${r.generation} · `, h('span', { 'data-age': r.created_at }, age(r.created_at)), ' ago')),
-      h('td', { 'data-label': 'State' }, h('span', { class: 'badge ' + r.state, 'data-field': 'state' }, r.state), r.reason && h('small', { class: 'reason' }, r.reason)),
+      h('td', { 'data-label': 'State' }, h('span', { class: 'badge ' + r.state, 'data-field': 'state' }, r.state), r.reason && h('small', { class: 'reason' }, r.reason),
+        r.state === 'failed' && r.last_output && h('details', { class: 'last-output' }, h('summary', null, 'last output'), h('pre', { class: 'log' }, r.last_output))),
       h('td', { 'data-label': 'Runs', class: 'what' }, h('code', { title: what }, what), r.env && h('small', null, Object.entries(r.env).map(([k, v]) => `${k}=${v}`).join(' '))),
       h('td', { 'data-label': 'Sessions', class: 'sessions' }, n == null ? h('span', { 'data-field': 'sessions' }, '–') : sessionKinds(kinds, n)),
       h('td', { 'data-label': 'Replicas' }, r.replicas.length ? h('ul', { class: 'replicas' }, r.replicas.map(p => h('li', { 'data-replica': p.id },

@@ -181,6 +181,7 @@ func (m *Main) newAPI(bg context.Context, ctl *control, az *authz.Authorizer, ca
 		Endpoints:     alloc,
 		Handoffs:      handoffs,
 		Notices:       routes,
+		Deploys:       routes,
 		Ready: func(ctx context.Context) error {
 			_, err := ctl.tenants.Exists(ctx, tenants.Default)
 			return err

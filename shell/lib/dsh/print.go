@@ -107,8 +107,13 @@ func appTable(list []client.App) string {
 			health = "tcp"
 		}
 		status := "ok"
-		if a.Deleting {
+		switch d := a.LastDeploy; {
+		case a.Deleting:
 			status = "deleting"
+		case d != nil && d.Failed:
+			status = "last deploy failed: " + d.Revision + " " + d.Reason
+		case d != nil && d.State != "active" && d.State != "draining" && d.State != "retired":
+			status = "deploying " + d.Revision + " (" + string(d.State) + ")"
 		}
 		rows = append(rows, []string{a.Name, replicas, health, fmt.Sprint(a.Generation), status})
 	}

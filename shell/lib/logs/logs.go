@@ -61,6 +61,14 @@ func ofReplicas(r client.Revision, tail int) (string, error) {
 			}
 		}
 	}
+	if b.Len() == 0 && r.LastOutput != "" {
+		// Its replicas are gone (a failed deploy): what the last one that
+		// crashed printed, as the platform kept it.
+		b.WriteString(fmt.Sprintf("(revision %s is %s; the last output of its last crashed replica:)\n", r.ID, r.State))
+		for _, line := range strings.Split(strings.TrimRight(r.LastOutput, "\n"), "\n") {
+			b.WriteString("crashed| " + line + "\n")
+		}
+	}
 	if b.Len() == 0 {
 		return fmt.Sprintf("(no output from revision %s)", r.ID), nil
 	}

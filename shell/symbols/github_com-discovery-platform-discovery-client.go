@@ -78,6 +78,7 @@ func init() {
 		"Client":           reflect.ValueOf((*client.Client)(nil)),
 		"Config":           reflect.ValueOf((*client.Config)(nil)),
 		"DeleteOptions":    reflect.ValueOf((*client.DeleteOptions)(nil)),
+		"DeployStatus":     reflect.ValueOf((*client.DeployStatus)(nil)),
 		"DrainNotice":      reflect.ValueOf((*client.DrainNotice)(nil)),
 		"Duration":         reflect.ValueOf((*client.Duration)(nil)),
 		"Endpoint":         reflect.ValueOf((*client.Endpoint)(nil)),

@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	c.printf("opened %d sessions over %d gateways in %s", len(conns), len(c.instances), time.Since(t0).Round(time.Millisecond))
-	peak, err := c.peak(ctx, len(conns))
+	peak, err := c.peak(ctx, len(conns), base)
 	if err != nil {
 		closeAll(conns)
 		return res, err

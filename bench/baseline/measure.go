@@ -120,7 +120,7 @@ func (c *check) allClosed(ctx context.Context) bool {
 
 // peak waits until the gateways count every open session and each process
 // has run a GC since, so its live heap includes them, then samples.
-func (c *check) peak(ctx context.Context, open int) ([]Sample, error) {
+func (c *check) peak(ctx context.Context, open int, base []Sample) ([]Sample, error) {
 	var counted []Sample
 	if !rig.Poll(ctx, 60*time.Second, 250*time.Millisecond, func() bool {
 		now, err := c.sampleAll(ctx)
@@ -135,6 +135,24 @@ func (c *check) peak(ctx context.Context, open int) ([]Sample, error) {
 		return total == open
 	}) {
 		return nil, fmt.Errorf("the gateways never counted the %d open sessions", open)
+	}
+	// Idle: a session that just moved bytes (a wss one's handshake) keeps
+	// a goroutine for the relay's TLS linger (1 s); the figure is of
+	// sessions past it, holding at most one goroutine per 50 of them.
+	if !rig.Poll(ctx, 30*time.Second, 250*time.Millisecond, func() bool {
+		now, err := c.sampleAll(ctx)
+		if err != nil {
+			return false
+		}
+		for i, s := range now {
+			if s.Goroutines-base[i].Goroutines > max(20, int(s.Conns)/50) {
+				return false
+			}
+		}
+		counted = now
+		return true
+	}) {
+		c.printf("the sessions still held goroutines after 30 s: measured as they are")
 	}
 	var out []Sample
 	if !rig.Poll(ctx, c.cfg.Settle, 250*time.Millisecond, func() bool {

@@ -47,6 +47,8 @@ type Config struct {
 	// Deploys tells how each app's last deploy went, for the apps list
 	// (nil: not shown).
 	Deploys DeploySource
+	// History keeps sessions per revision over the last day (nil: 501).
+	History *endpoint.History
 	// Authz authenticates (its Tokens) and decides every call; nil means no
 	// authentication (unit tests of the domain only).
 	Authz *authz.Authorizer
@@ -395,6 +397,12 @@ func (s *Server) appRoutes() []Route {
 			Summary:     "Open sessions of each serving revision and its replicas",
 			Description: "Sessions are connections, reservations and app-held leases, counted over every gateway.",
 			Response:    sessionsView{}, Errors: []int{404, 503}}},
+		{"GET", appPath + "/sessions/history", check("revisions", read), s.sessionHistory, Doc{
+			Summary: "Sessions per revision over the last day",
+			Description: "Each revision's session count as sampled every `step_seconds` (10 s) over the last `keep_seconds` (24 h), " +
+				"kept only where it changed: a point `{t, n}` says the revision had `n` sessions from `t` on (Unix milliseconds). " +
+				"Kept in the memory of the instance that answers (a restart starts afresh).",
+			Response: historyView{}, Errors: []int{404, 501, 503}}},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/authz"
+	"github.com/discovery-platform/discovery/endpoint"
 )
 
 // SessionCounts reads the platform's session table (endpoint.Sessions):
@@ -329,4 +330,26 @@ func (s *Server) whoami(c *fiber.Ctx) error {
 	v.Can["quota:write"] = v.Admin
 	v.Can["images:write"] = v.Admin
 	return c.JSON(v)
+}
+
+// historyView is an app's session history.
+type historyView struct {
+	StepSeconds float64                     `json:"step_seconds"`
+	KeepSeconds float64                     `json:"keep_seconds"`
+	Revisions   map[string][]endpoint.Point `json:"revisions"`
+}
+
+// sessionHistory answers GET .../apps/{app}/sessions/history.
+func (s *Server) sessionHistory(c *fiber.Ctx) error {
+	if s.cfg.History == nil {
+		return fiber.NewError(fiber.StatusNotImplemented, "this instance keeps no session history")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	t, a := c.Params("tenant"), c.Params("app")
+	if _, err := s.cfg.Apps.GetApp(ctx, t, a); err != nil {
+		return err
+	}
+	h := s.cfg.History
+	return c.JSON(historyView{StepSeconds: h.Step.Seconds(), KeepSeconds: h.Keep.Seconds(), Revisions: h.Of(t, a)})
 }

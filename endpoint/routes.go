@@ -201,6 +201,11 @@ func (r *Routes) LastDeploy(tenant, app string) (apps.DeployStatus, bool) {
 	return apps.LastDeploy(ar.Revisions)
 }
 
+// Range calls fn with each app the table knows, until fn returns false.
+func (r *Routes) Range(fn func(*AppRoutes) bool) {
+	r.table.Range(func(_, v any) bool { return fn(v.(*AppRoutes)) })
+}
+
 // App returns what the table knows of one app.
 func (r *Routes) App(tenant, app string) (*AppRoutes, bool) {
 	v, ok := r.table.Load(apps.Ref{Tenant: tenant, App: app})

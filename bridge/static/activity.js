@@ -90,3 +90,23 @@ async function streamEvents(view, path, live, onEvent, onDeleted) {
     await new Promise(r => setTimeout(r, 2000));
   }
 }
+
+// activityFilter is the search over an activity log: words that must all
+// appear in a line (its type, revision, who did it, what it says), and a
+// type to keep; lines that do not match are hidden, new ones too.
+function activityFilter(log) {
+  const q = h('input', { type: 'search', id: 'activity-search', placeholder: 'search: revision, who, words…', 'aria-label': 'Search the activity log' });
+  const type = h('select', { id: 'activity-type', 'aria-label': 'Only events of type' }, h('option', { value: '' }, 'every type'),
+    ['deployed', 'transition', 'app_updated', 'app_created', 'app_deleting', 'replica_crashed', 'replica_started', 'replica_stopped',
+      'notice', 'handoff', 'capped', 'error', 'etcd_outage', 'store_full'].map(t => h('option', { value: t }, t.replace(/_/g, ' '))));
+  const matches = li => {
+    const words = q.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const text = (li.textContent + ' ' + li.dataset.type + ' ' + li.dataset.revision).toLowerCase();
+    return (!type.value || li.dataset.type === type.value) && words.every(w => text.includes(w));
+  };
+  const apply = () => { for (const li of log.children) li.hidden = !matches(li); };
+  q.addEventListener('input', apply);
+  type.addEventListener('change', apply);
+  const form = h('form', { class: 'activity-filter', role: 'search', onsubmit: e => e.preventDefault() }, q, type);
+  return { form, matches };
+}

@@ -6,7 +6,7 @@
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = $('#main');
 const TOKEN_KEY = 'bridge.token';
-const HISTORY_MS = 5 * 60 * 1000; // the sessions chart's window, at most
+const HISTORY_MS = 60 * 60 * 1000; // the sessions chart's window, at most (the platform keeps 24 h)
 const MIN_SPAN_MS = 10 * 1000; // and at least: a fresh page uses the whole width
 const COLORS = ['#0b6bcb', '#d97706', '#15803d', '#be185d', '#0e7490', '#b91c1c'];
 window.__bridgeLoadedAt = Date.now(); // tests check the page never reloads
@@ -363,6 +363,7 @@ async function appPage(view, tenant, name) {
   const revTable = h('div', { id: 'revisions' });
   const chart = h('figure', { id: 'chart', class: 'chart' });
   const log = h('ol', { id: 'activity', class: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions' });
+  const logFilter = activityFilter(log);
   const live = h('span', { id: 'live', class: 'live off' }, 'connecting…');
   const settings = h('p', { id: 'settings', class: 'muted' });
   const progress = h('div', { id: 'progress', 'aria-live': 'polite' });
@@ -373,14 +374,14 @@ async function appPage(view, tenant, name) {
     h('div', { class: 'cols' },
       h('div', { class: 'col-main' },
         h('section', { 'aria-labelledby': 'h-revs' }, h('h2', { id: 'h-revs' }, 'Revisions'), revTable, progress),
-        h('section', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Sessions per revision ', h('small', null, 'since this page opened, up to 5 minutes')), chart),
+        h('section', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Sessions per revision ', h('small', null, 'the last hour')), chart),
         can['leases:read'] && h('section', { 'aria-labelledby': 'h-leases' }, h('h2', { id: 'h-leases' }, 'Leases ',
           h('small', null, 'a held revision counts as having a session: it is neither retired nor scaled down')), leases),
         can['revisions:write'] && deployForm(st, refresh),
         can['apps:write'] && scaleForm(st, refresh),
         can['apps:write'] && protocolForm(st),
         can['apps:write'] && deleteSection(st)),
-      h('section', { class: 'col-side', 'aria-labelledby': 'h-log' }, h('h2', { id: 'h-log' }, 'Activity ', live), log)));
+      h('section', { class: 'col-side', 'aria-labelledby': 'h-log' }, h('h2', { id: 'h-log' }, 'Activity ', live), logFilter.form, log)));
   renderSettings(st);
 
   let pending = null;
@@ -406,11 +407,14 @@ async function appPage(view, tenant, name) {
   const gone = () => { flash(`App ${name} is gone: it was deleted.`); location.hash = `#/t/${enc(tenant)}`; };
   const soon = () => { clearTimeout(pending); pending = setTimeout(refresh, 150); };
   st.refreshApp = async () => { st.app = await api('GET', base, undefined, view.signal); renderSettings(st); };
+  st.samples = await sessionHistory(base, view.signal);
   await refresh();
   view.every(refresh, 2000);
   view.every(() => main.querySelectorAll('[data-age]').forEach(el => { el.textContent = age(el.dataset.age); }), 5000);
   streamEvents(view, base + '/events/stream', live, ev => {
-    log.prepend(logLine(ev));
+    const line = logLine(ev);
+    line.hidden = !logFilter.matches(line);
+    log.prepend(line);
     while (log.children.length > 300) log.lastChild.remove();
     if (ev.type === 'app_updated') st.refreshApp().catch(() => {});
     soon();
@@ -482,6 +486,27 @@ function renderRevisions(st, el, refresh) {
   if (focused) { const again = el.querySelector(`[data-focus="${focused}"]`); if (again) again.focus(); }
 }
 
+// sessionHistory turns the platform's session history (each revision's
+// count where it changed, GET .../sessions/history) into the chart's samples
+// over its window: one per point in time, each with the count in force of
+// every revision that had started by then. [] when it has none.
+async function sessionHistory(base, signal) {
+  let h;
+  try { h = await api('GET', base + '/sessions/history', undefined, signal); } catch { return []; }
+  const from = Date.now() - HISTORY_MS;
+  const series = Object.entries(h.revisions || {});
+  const times = [...new Set(series.flatMap(([, pts]) => pts.map(p => Math.max(p.t, from))))].sort((a, b) => a - b);
+  return times.map(t => {
+    const counts = {};
+    for (const [rev, pts] of series) {
+      let n = null;
+      for (const p of pts) { if (p.t <= t) n = p.n; else break; }
+      if (n !== null) counts[rev] = n;
+    }
+    return { t, counts };
+  });
+}
+
 // renderChart draws sessions per revision (every kind: what keeps a
 // revision alive) over the last minutes as step lines, so a rollout's
 // hand-over (old falls, new rises) shows at a glance; the legend splits the
@@ -510,7 +535,8 @@ function renderChart(st, fig) {
       prev = n;
     }
     if (pts.length) {
-      svg.append(h('polyline', { points: pts.join(' '), fill: 'none', stroke: color, 'stroke-width': 2.5, 'data-rev': r.id }));
+      const peak = Math.max(...st.samples.map(s => s.counts[r.id] || 0));
+      svg.append(h('polyline', { points: pts.join(' '), fill: 'none', stroke: color, 'stroke-width': 2.5, 'data-rev': r.id, 'data-peak': peak }));
       const last = pts[pts.length - 1].split(',');
       svg.append(h('circle', { cx: last[0], cy: last[1], r: 3.5, fill: color }));
     }

@@ -153,6 +153,8 @@ type Config struct {
 	TenantWriteRate  float64
 	TenantWriteBurst int
 	ProbeInterval    time.Duration
+	// HistoryStep is how often the session history samples the counts.
+	HistoryStep time.Duration
 	// ReplicaUIDs is the uid range tenants' replicas run in on the process
 	// runtime (tenant number n runs as First+n, its gid the same); zero
 	// means replicas run as the platform's own user.
@@ -292,6 +294,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Float64Var(&c.TenantWriteRate, "tenant-write-rate", envFloat("DISCOVERY_TENANT_WRITE_RATE", 32<<10), "bytes per second of management writes one tenant may make on this instance (each write costs its body + 1 KiB): what a tenant writes stays in etcd's history until compaction; 0 = unbounded (env DISCOVERY_TENANT_WRITE_RATE)")
 	fs.IntVar(&c.TenantWriteBurst, "tenant-write-burst", int(envFloat("DISCOVERY_TENANT_WRITE_BURST", 1<<20)), "burst of --tenant-write-rate, in bytes (env DISCOVERY_TENANT_WRITE_BURST)")
 	fs.DurationVar(&c.StaleWindow, "stale-window", envDuration("DISCOVERY_STALE_WINDOW", 5*time.Minute), "while etcd is unreachable, how long get-endpoint keeps answering from memory (env DISCOVERY_STALE_WINDOW)")
+	fs.DurationVar(&c.HistoryStep, "history-step", 10*time.Second, "how often the session history (Bridge's chart, GET .../sessions/history) samples each revision's sessions; it keeps 24 h")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
 	uids := fs.String("replica-uids", env("DISCOVERY_REPLICA_UIDS", "auto"), "on the process runtime, run each tenant's replicas as its own unprivileged uid/gid from this range, FIRST-LAST (tenant number n gets FIRST+n); auto = 600000-699999 when the platform runs as root, off otherwise; off = as the platform's user (env DISCOVERY_REPLICA_UIDS)")
 	replicaEnv := fs.String("replica-env", env("DISCOVERY_REPLICA_ENV", ""), "comma-separated KEY=VALUE added to every replica's environment (replicas never inherit the platform's own) (env DISCOVERY_REPLICA_ENV)")

@@ -164,6 +164,11 @@ func (m *Main) newAPI(bg context.Context, ctl *control, az *authz.Authorizer, ca
 	alloc.Tickets = ctl.store
 	handoffs := &endpoint.Handoffs{Alloc: alloc, Tickets: ctl.store, Events: ctl.store}
 	m.goRun(func() { handoffs.Run(bg, 2*time.Second) })
+	history := endpoint.NewHistory(routes, ctl.sessions)
+	if c.HistoryStep > 0 {
+		history.Step, history.MaxPoints = c.HistoryStep, int(history.Keep/c.HistoryStep)
+	}
+	m.goRun(func() { history.Run(bg) })
 	return api.New(api.Config{
 		Bridge:        bridge.Handler(),
 		Sessions:      ctl.sessions,
@@ -182,6 +187,7 @@ func (m *Main) newAPI(bg context.Context, ctl *control, az *authz.Authorizer, ca
 		Handoffs:      handoffs,
 		Notices:       routes,
 		Deploys:       routes,
+		History:       history,
 		Ready: func(ctx context.Context) error {
 			_, err := ctl.tenants.Exists(ctx, tenants.Default)
 			return err

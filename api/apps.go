@@ -208,14 +208,40 @@ type replicaView struct {
 	// Stopping is true once the platform decided to stop the replica.
 	Stopping  bool   `json:"stopping,omitempty"`
 	CreatedAt string `json:"created_at"`
+	// Usage is its CPU and memory, where the platform can measure them
+	// (the process runtime; absent on Kubernetes).
+	Usage *apps.ReplicaUsage `json:"usage,omitempty"`
 }
 
-func viewOf(snap apps.Snapshot, rev apps.Revision) revisionView {
+// UsageSource measures replicas' CPU and memory (process.UsageReader).
+type UsageSource interface {
+	Usage(ids []apps.ReplicaID) map[apps.ReplicaID]apps.ReplicaUsage
+}
+
+// usageOf measures the live replicas of snap (nil without a source).
+func (s *Server) usageOf(snap apps.Snapshot) map[apps.ReplicaID]apps.ReplicaUsage {
+	if s.cfg.Usage == nil {
+		return nil
+	}
+	ids := make([]apps.ReplicaID, 0, len(snap.Replicas))
+	for _, r := range snap.Replicas {
+		if r.State != apps.ReplicaExited {
+			ids = append(ids, apps.ReplicaID{Tenant: r.Tenant, App: r.App, Revision: r.Revision, Replica: r.ID})
+		}
+	}
+	return s.cfg.Usage.Usage(ids)
+}
+
+func viewOf(snap apps.Snapshot, rev apps.Revision, usage map[apps.ReplicaID]apps.ReplicaUsage) revisionView {
 	v := revisionView{Revision: rev, Replicas: []replicaView{}}
 	for _, r := range snap.Replicas {
 		if r.Revision == rev.ID {
-			v.Replicas = append(v.Replicas, replicaView{ID: r.ID, State: r.State, Address: r.Address, Stopping: r.Stop,
-				CreatedAt: r.CreatedAt.Format("2006-01-02T15:04:05Z07:00")})
+			rv := replicaView{ID: r.ID, State: r.State, Address: r.Address, Stopping: r.Stop,
+				CreatedAt: r.CreatedAt.Format("2006-01-02T15:04:05Z07:00")}
+			if u, ok := usage[apps.ReplicaID{Tenant: r.Tenant, App: r.App, Revision: r.Revision, Replica: r.ID}]; ok {
+				rv.Usage = &u
+			}
+			v.Replicas = append(v.Replicas, rv)
 		}
 	}
 	return v
@@ -229,8 +255,9 @@ func (s *Server) listRevisions(c *fiber.Ctx) error {
 		return err
 	}
 	out := make([]revisionView, 0, len(snap.Revisions))
+	usage := s.usageOf(snap)
 	for _, r := range snap.Revisions {
-		out = append(out, viewOf(snap, r))
+		out = append(out, viewOf(snap, r, usage))
 	}
 	return c.JSON(fiber.Map{"revisions": out})
 }
@@ -246,7 +273,7 @@ func (s *Server) getRevision(c *fiber.Ctx) error {
 	if !ok {
 		return fmt.Errorf("revision %s: %w", c.Params("rev"), apps.ErrNotFound)
 	}
-	return c.JSON(viewOf(snap, rev))
+	return c.JSON(viewOf(snap, rev, s.usageOf(snap)))
 }
 
 func (s *Server) deploy(c *fiber.Ctx) error {

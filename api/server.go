@@ -49,6 +49,8 @@ type Config struct {
 	Deploys DeploySource
 	// History keeps sessions per revision over the last day (nil: 501).
 	History *endpoint.History
+	// Usage measures replicas' CPU and memory (nil: not shown).
+	Usage UsageSource
 	// Authz authenticates (its Tokens) and decides every call; nil means no
 	// authentication (unit tests of the domain only).
 	Authz *authz.Authorizer

@@ -170,6 +170,13 @@ func (r Revision) Spec() RevisionSpec {
 	return RevisionSpec{Image: r.Image, Command: r.Command, Env: r.Env, Resources: r.Resources, Label: r.Label, Note: r.Note}
 }
 
+// ReplicaUsage is what a replica uses of its machine: CPU as a percentage
+// of one core over the last interval measured, and resident memory.
+type ReplicaUsage struct {
+	CPUPercent float64 `json:"cpu_percent"`
+	RSSBytes   int64   `json:"rss_bytes"`
+}
+
 // DeployStatus is how an app's last deploy went: its newest revision.
 type DeployStatus struct {
 	Revision   string        `json:"revision"`

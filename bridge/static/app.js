@@ -471,6 +471,8 @@ function renderRevisions(st, el, refresh) {
         h('code', null, p.id), ' ', h('span', { class: 'muted' }, p.stopping ? 'stopping' : p.state), ' ',
         h('span', { class: 'replica-kinds', 'data-field': 'replica-sessions' }, sessionKinds(replicaKinds(st, p.id), st.sessions.replicas[p.id] || 0)),
         h('small', { class: 'sub' }, p.address && h('span', { class: 'addr' }, p.address + ' · '),
+          h('span', { class: 'usage', 'data-field': 'usage', 'data-cpu': p.usage ? p.usage.cpu_percent : '', title: 'CPU (share of one core, since the last refresh) and resident memory' },
+            p.usage ? `${p.usage.cpu_percent.toFixed(1)}% CPU · ${(p.usage.rss_bytes / 1048576).toFixed(1)} MB · ` : 'CPU/memory n/a · '),
           h('a', { href: `#/t/${enc(st.tenant)}/a/${enc(st.name)}/logs/${r.id}/${p.id}`, 'aria-label': `log of replica ${p.id}` }, 'log'))))) : h('span', { class: 'muted' }, 'none')),
       can && h('td', { 'data-label': 'Actions', class: 'actions' },
         can && r.state === 'draining' && h('button', { type: 'button', 'data-action': 'activate', 'data-focus': 'activate:' + r.id,

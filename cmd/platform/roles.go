@@ -188,6 +188,7 @@ func (m *Main) newAPI(bg context.Context, ctl *control, az *authz.Authorizer, ca
 		Notices:       routes,
 		Deploys:       routes,
 		History:       history,
+		Usage:         m.usageReader(),
 		Ready: func(ctx context.Context) error {
 			_, err := ctl.tenants.Exists(ctx, tenants.Default)
 			return err

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/discovery-platform/discovery/api"
 	"github.com/discovery-platform/discovery/apps"
 	"github.com/discovery-platform/discovery/deployer"
 	kuberuntime "github.com/discovery-platform/discovery/deployer/kubernetes"
@@ -96,6 +97,15 @@ func (m *Main) logReader() (apps.LogReader, error) {
 		return kuberuntime.LogReader{Client: cli, NamespacePrefix: m.Config.NamespacePrefix}, nil
 	}
 	return process.LogReader{StateDir: m.Config.ReplicaDir}, nil
+}
+
+// usageReader measures replicas' CPU and memory: from /proc on the process
+// runtime; nil on Kubernetes (its metrics API is not read yet).
+func (m *Main) usageReader() api.UsageSource {
+	if m.Config.Runtime == "kubernetes" {
+		return nil
+	}
+	return &process.UsageReader{StateDir: m.Config.ReplicaDir}
 }
 
 // syncTenants keeps every tenant's runtime objects in line with its quota

@@ -199,6 +199,9 @@ type procStat struct {
 	state           byte
 	ppid, pgrp, sid int
 	startTicks      uint64
+	// cpuTicks is user + system time; rssPages the resident set.
+	cpuTicks uint64
+	rssPages int64
 }
 
 func readStat(pid int) (procStat, error) {
@@ -218,15 +221,18 @@ func parseStat(b []byte) (procStat, error) {
 	}
 	// f[0] is field 3 (state); field n is f[n-3].
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 || len(f[0]) != 1 {
+	if len(f) < 22 || len(f[0]) != 1 {
 		return procStat{}, errors.New("malformed /proc stat")
 	}
 	ppid, err1 := strconv.Atoi(f[4-3])
 	pgrp, err2 := strconv.Atoi(f[5-3])
 	sid, err3 := strconv.Atoi(f[6-3])
 	ticks, err4 := strconv.ParseUint(f[22-3], 10, 64)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	utime, err5 := strconv.ParseUint(f[14-3], 10, 64)
+	stime, err6 := strconv.ParseUint(f[15-3], 10, 64)
+	rss, err7 := strconv.ParseInt(f[24-3], 10, 64)
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
 		return procStat{}, fmt.Errorf("malformed /proc stat: %w", err)
 	}
-	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp, sid: sid, startTicks: ticks}, nil
+	return procStat{state: f[0][0], ppid: ppid, pgrp: pgrp, sid: sid, startTicks: ticks, cpuTicks: utime + stime, rssPages: rss}, nil
 }

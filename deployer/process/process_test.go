@@ -390,7 +390,7 @@ func TestParseStat(t *testing.T) {
 	line := "4242 (my (odd) app) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
 	st, err := parseStat([]byte(line))
 	require.NoError(t, err)
-	assert.Equal(t, procStat{state: 'S', ppid: 1, pgrp: 4242, sid: 4242, startTicks: 987654}, st)
+	assert.Equal(t, procStat{state: 'S', ppid: 1, pgrp: 4242, sid: 4242, startTicks: 987654, cpuTicks: 3, rssPages: 10}, st)
 	_, err = parseStat([]byte("garbage"))
 	assert.Error(t, err)
 }

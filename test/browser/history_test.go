@@ -19,7 +19,9 @@ import (
 // leave, revision 1 retires), then a deploy fails. An operator who opens
 // Bridge afterwards sees the rollout on the app's sessions chart (the
 // platform kept the history: revision 1's line peaks at 2), the failed
-// deploy flagged on the apps list, and the failure's output on the app page.
+// deploy flagged on the apps list, and the failure's output on the app page;
+// the activity log's search finds lines and who did them; and a replica's
+// CPU figure moves when it burns a core.
 func TestBridgeShowsWhatHappenedBeforeThePageOpened(t *testing.T) {
 	p := &Platform{Platform: platformtest.New(t), t: t, App: build.Binary(t)}
 	p.Args = append(p.Args, "--history-step", "200ms")
@@ -105,4 +107,24 @@ func TestBridgeShowsWhatHappenedBeforeThePageOpened(t *testing.T) {
 		q.value = ''; q.dispatchEvent(new Event('input')); s.value = 'deployed'; s.dispatchEvent(new Event('change')); })()`))
 	b.Wait("the three deploys", visible+`.length === 3 && `+visible+`.every(li => li.dataset.type === 'deployed')`, within)
 	assert.True(t, Eval[bool](b, visible+`.every(li => li.querySelector('[data-field="actor"]')?.textContent === ' by admin')`), "each deploy names who asked")
+
+	// The replica's CPU and memory, measured from /proc: idle, then
+	// burning a core.
+	usage := fmt.Sprintf(`document.querySelector('#revisions tr[data-rev="%s"] [data-field="usage"]')`, v2)
+	b.Wait("the replica's figures", usage+`?.textContent.includes('MB')`, within)
+	assert.Less(t, Eval[float64](b, `Number(`+usage+`.dataset.cpu)`), 50.0, "an idle replica")
+	burn := getEndpoint(t, p, "story").URL + "burn?ms=6000"
+	done := make(chan int, 1)
+	go func() {
+		resp, err := p.HTTP().Get(burn)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	b.Wait("the replica burning a core", `Number(`+usage+`?.dataset.cpu) > 50`, within)
+	b.Shot("app-replica-usage.png", false)
+	assert.Equal(t, 200, <-done)
 }

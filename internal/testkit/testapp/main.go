@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -71,6 +72,20 @@ func main() {
 			return
 		}
 		fmt.Fprint(w, "ok")
+	})
+	// /burn?ms=N spins one core for N ms (at most 10 s): a replica that
+	// burns CPU, for the figures that measure it.
+	mux.HandleFunc("GET /burn", func(w http.ResponseWriter, r *http.Request) {
+		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+		if err != nil || ms < 0 || ms > 10000 {
+			http.Error(w, "ms must be 0-10000", http.StatusBadRequest)
+			return
+		}
+		n, end := 0, time.Now().Add(time.Duration(ms)*time.Millisecond)
+		for time.Now().Before(end) {
+			n++
+		}
+		fmt.Fprint(w, n)
 	})
 	mux.HandleFunc("GET /echo", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, r.URL.Query().Get("msg"))

@@ -34,49 +34,11 @@ type cpuMark struct {
 // Usage measures the replicas of ids that run on this machine; the others
 // are left out of the answer.
 func (u *UsageReader) Usage(ids []apps.ReplicaID) map[apps.ReplicaID]apps.ReplicaUsage {
-	groups := map[int]apps.ReplicaID{}
-	started := map[apps.ReplicaID]time.Time{}
-	for _, id := range ids {
-		if checkID(id) != nil {
-			continue
-		}
-		m, err := readMeta(filepath.Join(u.StateDir, dirName(id)))
-		if err != nil || m.PID == 0 || m.ExitedAt != nil {
-			continue
-		}
-		if st, err := readStat(m.PID); err != nil || st.startTicks != m.StartTicks {
-			continue // gone, or its pid reused
-		}
-		groups[m.PID], started[id] = id, m.StartedAt
-	}
+	groups, started := u.groups(ids)
 	if len(groups) == 0 {
 		return nil
 	}
-	type sum struct {
-		ticks uint64
-		pages int64
-	}
-	sums := map[apps.ReplicaID]*sum{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readStat(pid)
-		if err != nil {
-			continue
-		}
-		id, ok := groups[st.pgrp]
-		if !ok {
-			continue
-		}
-		if sums[id] == nil {
-			sums[id] = &sum{}
-		}
-		sums[id].ticks += st.cpuTicks
-		sums[id].pages += st.rssPages
-	}
+	sums := sumGroups(groups)
 	now := time.Now()
 	page := int64(os.Getpagesize())
 	u.mu.Lock()
@@ -103,4 +65,57 @@ func (u *UsageReader) Usage(ids []apps.ReplicaID) map[apps.ReplicaID]apps.Replic
 		}
 	}
 	return out
+}
+
+// groups finds the process group (its supervisor's pid) of each replica of
+// ids still running here, and when it started.
+func (u *UsageReader) groups(ids []apps.ReplicaID) (map[int]apps.ReplicaID, map[apps.ReplicaID]time.Time) {
+	groups := map[int]apps.ReplicaID{}
+	started := map[apps.ReplicaID]time.Time{}
+	for _, id := range ids {
+		if checkID(id) != nil {
+			continue
+		}
+		m, err := readMeta(filepath.Join(u.StateDir, dirName(id)))
+		if err != nil || m.PID == 0 || m.ExitedAt != nil {
+			continue
+		}
+		if st, err := readStat(m.PID); err != nil || st.startTicks != m.StartTicks {
+			continue // gone, or its pid reused
+		}
+		groups[m.PID], started[id] = id, m.StartedAt
+	}
+	return groups, started
+}
+
+// groupSum is what a process group's processes use together.
+type groupSum struct {
+	ticks uint64
+	pages int64
+}
+
+// sumGroups walks /proc once, adding up each group's CPU ticks and pages.
+func sumGroups(groups map[int]apps.ReplicaID) map[apps.ReplicaID]*groupSum {
+	sums := map[apps.ReplicaID]*groupSum{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := readStat(pid)
+		if err != nil {
+			continue
+		}
+		id, ok := groups[st.pgrp]
+		if !ok {
+			continue
+		}
+		if sums[id] == nil {
+			sums[id] = &groupSum{}
+		}
+		sums[id].ticks += st.cpuTicks
+		sums[id].pages += st.rssPages
+	}
+	return sums
 }

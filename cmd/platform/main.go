@@ -294,7 +294,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Float64Var(&c.TenantWriteRate, "tenant-write-rate", envFloat("DISCOVERY_TENANT_WRITE_RATE", 32<<10), "bytes per second of management writes one tenant may make on this instance (each write costs its body + 1 KiB): what a tenant writes stays in etcd's history until compaction; 0 = unbounded (env DISCOVERY_TENANT_WRITE_RATE)")
 	fs.IntVar(&c.TenantWriteBurst, "tenant-write-burst", int(envFloat("DISCOVERY_TENANT_WRITE_BURST", 1<<20)), "burst of --tenant-write-rate, in bytes (env DISCOVERY_TENANT_WRITE_BURST)")
 	fs.DurationVar(&c.StaleWindow, "stale-window", envDuration("DISCOVERY_STALE_WINDOW", 5*time.Minute), "while etcd is unreachable, how long get-endpoint keeps answering from memory (env DISCOVERY_STALE_WINDOW)")
-	fs.DurationVar(&c.HistoryStep, "history-step", 10*time.Second, "how often the session history (Bridge's chart, GET .../sessions/history) samples each revision's sessions; it keeps 24 h")
+	fs.DurationVar(&c.HistoryStep, "history-step", envDuration("DISCOVERY_HISTORY_STEP", 10*time.Second), "how often the session history (Bridge's chart, GET .../sessions/history) samples each revision's sessions; it keeps 24 h (env DISCOVERY_HISTORY_STEP)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", envDuration("DISCOVERY_PROBE_INTERVAL", time.Second), "replica health-check interval (env DISCOVERY_PROBE_INTERVAL)")
 	uids := fs.String("replica-uids", env("DISCOVERY_REPLICA_UIDS", "auto"), "on the process runtime, run each tenant's replicas as its own unprivileged uid/gid from this range, FIRST-LAST (tenant number n gets FIRST+n); auto = 600000-699999 when the platform runs as root, off otherwise; off = as the platform's user (env DISCOVERY_REPLICA_UIDS)")
 	replicaEnv := fs.String("replica-env", env("DISCOVERY_REPLICA_ENV", ""), "comma-separated KEY=VALUE added to every replica's environment (replicas never inherit the platform's own) (env DISCOVERY_REPLICA_ENV)")
@@ -315,12 +315,26 @@ func (m *Main) ParseFlags(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	c.Etcd = splitList(etcd)
-	var err error
-	if c.ReplicaUIDs, err = parseUIDRange(*uids, os.Geteuid() == 0); err != nil {
+	if err := c.settle(etcd, *uids, *replicaEnv); err != nil {
 		return err
 	}
-	for _, kv := range splitList(*replicaEnv) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	m.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return nil
+}
+
+// settle checks the flags' values together and fills what they leave to
+// defaults: the etcd endpoints, the replica uid range and environment.
+func (c *Config) settle(etcd, uids, replicaEnv string) error {
+	c.Etcd = splitList(etcd)
+	var err error
+	if c.ReplicaUIDs, err = parseUIDRange(uids, os.Geteuid() == 0); err != nil {
+		return err
+	}
+	for _, kv := range splitList(replicaEnv) {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return fmt.Errorf("--replica-env %q: want KEY=VALUE", kv)
 		}
@@ -362,11 +376,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if c.Runtime != "process" && c.Runtime != "kubernetes" {
 		return fmt.Errorf("--runtime %q: want process or kubernetes", c.Runtime)
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	if c.HistoryStep < 100*time.Millisecond {
+		return fmt.Errorf("--history-step %s: want at least 100ms", c.HistoryStep)
 	}
-	m.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	return nil
 }
 

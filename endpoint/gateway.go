@@ -281,14 +281,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
 	if err != nil {
 		addr = r.RemoteAddr
 	}
-	switch g.book.acquire(addr, p.route.Tenant) {
-	case addressFull:
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, "too_many_sessions", fmt.Sprintf("%s already holds %d sessions on this gateway", addr, g.book.limits.PerAddress), nil)
-		return
-	case tenantFull:
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "tenant_sessions_full", fmt.Sprintf("tenant %s holds its maximum of %d sessions on this gateway", p.route.Tenant, g.book.limits.PerTenant), nil)
+	if !g.admit(w, addr, p.route.Tenant) {
 		return
 	}
 	held := true
@@ -312,38 +305,8 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
 		upstream.Close()
 		return
 	}
-	out := r.Clone(ctx)
-	out.URL = &url.URL{Path: p.rest, RawQuery: r.URL.RawQuery}
-	out.RequestURI = ""
-	out.Header.Set("X-Forwarded-Prefix", p.prefix)
-	if ticket != "" {
-		out.Header.Set(TicketHeader, ticket)
-	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		out.Header.Set("X-Forwarded-For", host)
-	}
-	_ = upstream.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := out.Write(upstream); err != nil {
-		upstream.Close()
-		writeError(w, http.StatusBadGateway, "bad_gateway", "the replica did not take the request: "+err.Error(), nil)
-		return
-	}
-	br := bufio.NewReader(upstream)
-	resp, err := http.ReadResponse(br, out)
-	if err != nil {
-		upstream.Close()
-		writeError(w, statusFor(err), "bad_gateway", "the replica did not answer the upgrade: "+err.Error(), nil)
-		return
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		// The app refused the upgrade: pass its answer on as it is.
-		defer upstream.Close()
-		defer resp.Body.Close()
-		for k, vs := range resp.Header {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = bufio.NewReader(resp.Body).WriteTo(w)
+	resp, br, ok := askReplica(ctx, w, r, p, upstream, ticket)
+	if !ok {
 		return
 	}
 	_ = upstream.SetDeadline(time.Time{})
@@ -377,6 +340,65 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, p pinned) {
 		return
 	}
 	held = false // released by the relay when the session ends
+}
+
+// admit takes a session's place in the book for its client address and
+// tenant, or answers why not (429, 503).
+func (g *Gateway) admit(w http.ResponseWriter, addr, tenant string) bool {
+	switch g.book.acquire(addr, tenant) {
+	case addressFull:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "too_many_sessions", fmt.Sprintf("%s already holds %d sessions on this gateway", addr, g.book.limits.PerAddress), nil)
+		return false
+	case tenantFull:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "tenant_sessions_full", fmt.Sprintf("tenant %s holds its maximum of %d sessions on this gateway", tenant, g.book.limits.PerTenant), nil)
+		return false
+	}
+	return true
+}
+
+// askReplica sends the client's upgrade request to the replica (its path
+// under the replica, the forwarding headers, the ticket) and reads its
+// answer: a 101 to splice (with the reader holding any bytes after it), or
+// anything else, passed on to the client as it is (false; upstream closed,
+// as on an error, which is answered too).
+func askReplica(ctx context.Context, w http.ResponseWriter, r *http.Request, p pinned, upstream net.Conn, ticket string) (*http.Response, *bufio.Reader, bool) {
+	out := r.Clone(ctx)
+	out.URL = &url.URL{Path: p.rest, RawQuery: r.URL.RawQuery}
+	out.RequestURI = ""
+	out.Header.Set("X-Forwarded-Prefix", p.prefix)
+	if ticket != "" {
+		out.Header.Set(TicketHeader, ticket)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		out.Header.Set("X-Forwarded-For", host)
+	}
+	_ = upstream.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := out.Write(upstream); err != nil {
+		upstream.Close()
+		writeError(w, http.StatusBadGateway, "bad_gateway", "the replica did not take the request: "+err.Error(), nil)
+		return nil, nil, false
+	}
+	br := bufio.NewReader(upstream)
+	resp, err := http.ReadResponse(br, out)
+	if err != nil {
+		upstream.Close()
+		writeError(w, statusFor(err), "bad_gateway", "the replica did not answer the upgrade: "+err.Error(), nil)
+		return nil, nil, false
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// The app refused the upgrade: pass its answer on as it is.
+		defer upstream.Close()
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = bufio.NewReader(resp.Body).WriteTo(w)
+		return nil, nil, false
+	}
+	return resp, br, true
 }
 
 // write101 passes the replica's 101 answer on verbatim: status line and

@@ -127,10 +127,10 @@ func revisionTable(list []client.Revision) string {
 	rows := make([][]string, 0, len(list))
 	for _, r := range list {
 		ready, running := r.Ready()
-		rows = append(rows, []string{r.ID, fmt.Sprint(r.Generation), r.Label, string(r.State), fmt.Sprintf("%d/%d", ready, running),
-			age(r.CreatedAt), r.What(), r.Reason})
+		rows = append(rows, []string{r.ID, fmt.Sprint(r.Generation), string(r.State), fmt.Sprintf("%d/%d", ready, running),
+			age(r.CreatedAt), r.What(), r.Reason, r.Label})
 	}
-	return table("REVISION\tGEN\tLABEL\tSTATE\tREADY\tAGE\tRUNS\tREASON", rows)
+	return table("REVISION\tGEN\tSTATE\tREADY\tAGE\tRUNS\tREASON\tLABEL", rows)
 }
 
 func eventTable(list []client.Event) string {
@@ -139,9 +139,13 @@ func eventTable(list []client.Event) string {
 	}
 	rows := make([][]string, 0, len(list))
 	for _, e := range list {
-		rows = append(rows, []string{e.Time.Local().Format("15:04:05"), e.Symbol() + " " + e.Type, e.Revision, e.Actor, e.Message})
+		msg := e.Message
+		if e.Actor != "" && e.Actor != "platform" {
+			msg += " (by " + e.Actor + ")"
+		}
+		rows = append(rows, []string{e.Time.Local().Format("15:04:05"), e.Symbol() + " " + e.Type, e.Revision, msg})
 	}
-	return table("TIME\tTYPE\tREVISION\tACTOR\tMESSAGE", rows)
+	return table("TIME\tTYPE\tREVISION\tMESSAGE", rows)
 }
 
 func settingTable(list []client.Setting) string {

@@ -24,6 +24,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/discovery-platform/discovery/api"
@@ -510,8 +512,14 @@ func (m *Main) connectEtcd(upgrading bool) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The client's own zap log repeats every retry; the platform logs what matters.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, TLS: tlsCfg, Logger: zap.NewNop()})
+	// The client's own zap log repeats every retry; the platform logs what
+	// matters. gRPC's reconnect backoff grows to 120 s by default: after a
+	// few seconds of etcd outage the watches that feed the route table
+	// would come back seconds after etcd did, and a gateway would answer
+	// from a table behind the API's. Reconnect within a second instead.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, TLS: tlsCfg, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 5 * time.Second,
+			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}})}})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}

@@ -10,6 +10,12 @@
 //	dsh [--url URL] [--tenant T] run FILE [ARG]  run a script's main
 //	dsh login [--url URL] [--tenant T] [--token-file F]
 //	dsh logout
+//	dsh apps | status APP | deploy APP IMAGE [--wait] | rollback APP [REV] | ...
+//
+// The verbs (verbs.go) do the everyday work without Go: list apps, read an
+// app's status, deploy and follow a revision until it is active or failed,
+// roll back, retire, scale, read and follow logs and events, count sessions;
+// --json on each for scripts; dsh completion bash|zsh for the shells.
 //
 // The platform's URL, the token and the tenant come from the flags, then
 // DISCOVERY_URL, DISCOVERY_TOKEN, DISCOVERY_TENANT, then what `dsh login`
@@ -47,7 +53,8 @@ const (
 
 func main() { os.Exit(run(os.Args[1:])) }
 
-const usage = `usage:
+// usage is dsh's usage; verbs.go adds the verbs' lines.
+var usage = `usage:
   dsh [--url URL] [--tenant T]                   interactive shell (help inside for help)
   dsh [--url URL] [--tenant T] -e EXPR [-e ...]  evaluate, print the result, exit (1 on error)
   dsh [--url URL] [--tenant T] run FILE.go [ARG...]  run a Go script's main
@@ -90,11 +97,13 @@ func run(args []string) int {
 			}
 			return runScript(rest[1], rest[2:], *url, *tenant)
 		case "help":
+			if len(rest) > 1 && findVerb(rest[1]) != nil {
+				return runVerb([]string{rest[1], "--help"}, *url, *tenant)
+			}
 			fmt.Print(usage)
 			return exitOK
 		default:
-			fmt.Fprintf(os.Stderr, "dsh: unknown command %q\n%s", rest[0], usage)
-			return exitUsage
+			return runVerb(rest, *url, *tenant)
 		}
 	}
 	set, c, err := session(*url, *tenant)

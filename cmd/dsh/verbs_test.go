@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/discovery-platform/discovery/client"
 	"github.com/discovery-platform/discovery/internal/testkit/testapp/build"
@@ -164,10 +170,63 @@ func TestOperatorDeploysWithVerbs(t *testing.T) {
 	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "retiring hello: revision "+v2.ID+" is ") {
 		t.Errorf("retire v2: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
+
+	// Rolled back to a retired revision, what it ran is deployed again; on
+	// a terminal the progress is one line rewritten in place.
+	out, code := op.onTerminal(t, "rollback", "hello", v2.ID, "--wait")
+	if code != 0 || !regexp.MustCompile(`^revision `+v2.ID+` is retired; redeployed what it ran to hello: revision ([0-9a-f]{8}) \(generation 4\)\r?\n(\r\x1b\[Krevision [0-9a-f]{8} \w+, \d/\d ready[^\r\n]*)+\r\x1b\[Krevision [0-9a-f]{8} active, 2/2 ready: [^\r\n]*\r?\n$`).MatchString(out) {
+		t.Errorf("rollback to a retired revision on a terminal: exit %d\n%q", code, out)
+	}
+
+	// Completion: verbs, flags, and the app names from the platform.
+	for line, want := range map[string]string{"dsh sta": "status", "dsh deploy --wa": "--wait", "dsh logs he": "hello", "dsh completion z": "zsh"} {
+		words := strings.Fields(line)
+		script := `eval "$(dsh completion bash)"; COMP_WORDS=(` + line + `); COMP_CWORD=` + fmt.Sprint(len(words)-1) + `; _dsh; echo "${COMPREPLY[*]}"`
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Env = append(append([]string{}, op.Env...), "PATH="+filepath.Dir(dshBin)+":"+os.Getenv("PATH"))
+		got, err := cmd.Output()
+		if err != nil || strings.TrimSpace(string(got)) != want {
+			t.Errorf("completing %q: %q, %v; want %q", line, got, err, want)
+		}
+	}
+
 	r = op.dsh("", nil, "scale", "hello")
 	if r.Code != 2 || !strings.HasPrefix(r.Stderr, "dsh scale: missing N (or --min, --max, --target)\nusage: dsh scale APP [N] [flags]\n") {
 		t.Errorf("dsh scale without N: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
+}
+
+// onTerminal runs dsh on a pseudo-terminal to its end (at most 60 s): what
+// it wrote, control characters included, and its exit status.
+func (o *operator) onTerminal(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	bin, _ := binaries(t)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = o.Env
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(f); done <- b }() // ends with EIO once dsh is gone
+	var out []byte
+	select {
+	case out = <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("dsh %v on a terminal: still running after 60s", args)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
 }
 
 // follower is a dsh that runs until interrupted (logs -f, events -f).

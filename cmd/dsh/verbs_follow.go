@@ -34,6 +34,11 @@ func logsVerb(fs *flag.FlagSet) func(*call) error {
 		}
 		seen := map[string]string{} // replica -> the output printed of it
 		printed := false
+		// Without -f, --json is one document: the lines are gathered.
+		var gathered *[]logLine
+		if x.json && !*follow {
+			gathered = &[]logLine{}
+		}
 		for {
 			r, err := x.logsRevision(rev)
 			if err != nil {
@@ -65,14 +70,17 @@ func logsVerb(fs *flag.FlagSet) func(*call) error {
 					complete = fresh // the partial last line too: nothing comes after
 				}
 				seen[p.ID] = out[:len(out)-(len(fresh)-len(complete))]
-				if err := x.printLog(r.ID, p.ID, complete, replica != ""); err != nil {
+				if err := x.printLog(gathered, r.ID, p.ID, complete, replica != ""); err != nil {
 					return err
 				}
 				printed = printed || complete != ""
 			}
 			if !*follow {
 				if !printed && replica == "" {
-					x.lastOutput(r)
+					x.lastOutput(gathered, r)
+				}
+				if gathered != nil {
+					return x.printJSON(*gathered)
 				}
 				return nil
 			}
@@ -105,14 +113,17 @@ func (x *call) logsRevision(rev string) (client.Revision, error) {
 }
 
 // printLog prints a replica's lines, each prefixed with "<replica>| "
-// unless the replica was named.
-func (x *call) printLog(rev, replica, out string, bare bool) error {
+// unless the replica was named; with --json, a JSON line each, or into
+// gathered when not nil.
+func (x *call) printLog(gathered *[]logLine, rev, replica, out string, bare bool) error {
 	if out == "" {
 		return nil
 	}
 	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		var err error
 		switch {
+		case gathered != nil:
+			*gathered = append(*gathered, logLine{Revision: rev, Replica: replica, Line: line})
 		case x.json:
 			err = x.printLine(logLine{Revision: rev, Replica: replica, Line: line})
 		case bare:
@@ -129,13 +140,13 @@ func (x *call) printLog(rev, replica, out string, bare bool) error {
 
 // lastOutput prints what the platform kept of a revision whose replicas are
 // gone (a failed deploy).
-func (x *call) lastOutput(r client.Revision) {
+func (x *call) lastOutput(gathered *[]logLine, r client.Revision) {
 	if r.LastOutput == "" {
 		fmt.Fprintf(x.stderr, "(no output from revision %s, %s)\n", r.ID, r.State)
 		return
 	}
 	fmt.Fprintf(x.stderr, "(revision %s is %s; the last output of its last crashed replica:)\n", r.ID, r.State)
-	_ = x.printLog(r.ID, "crashed", strings.TrimRight(r.LastOutput, "\n")+"\n", false)
+	_ = x.printLog(gathered, r.ID, "crashed", strings.TrimRight(r.LastOutput, "\n")+"\n", false)
 }
 
 // unseen is what cur (a replica's output tail, read again) holds after

@@ -122,6 +122,11 @@ func TestOperatorDeploysWithVerbs(t *testing.T) {
 	if r.Code != 0 || !regexp.MustCompile(`(?m)^\S+\| listening on 127\.0\.0\.1:\d+$`).MatchString(r.Stdout) {
 		t.Fatalf("dsh logs: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
+	var lines []logLine
+	r = op.dsh("", nil, "logs", "hello", "--json")
+	if err := json.Unmarshal([]byte(r.Stdout), &lines); r.Code != 0 || err != nil || len(lines) == 0 || !strings.HasPrefix(lines[0].Line, "listening on ") {
+		t.Fatalf("dsh logs --json: exit %d, %v\n%s%s", r.Code, err, r.Stdout, r.Stderr)
+	}
 	logs := op.start("logs", "hello", "-f")
 	logs.expect(t, `(?m)^\S+\| listening on 127\.0\.0\.1:\d+$`)
 	// Scaled up while followed: the new replica's output comes too.

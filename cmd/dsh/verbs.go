@@ -78,8 +78,6 @@ type call struct {
 	tenant  string
 	stdout  io.Writer
 	stderr  io.Writer
-	// interrupted is closed on Ctrl-C (SIGINT) or SIGTERM.
-	interrupted <-chan struct{}
 }
 
 // usageError is bad input: exit 2 with the verb's usage.
@@ -146,7 +144,7 @@ func runVerb(args []string, flagURL, flagTenant string) int {
 	}
 	ctx, stop := interrupts()
 	defer stop()
-	x.ctx, x.interrupted = ctx, ctx.Done()
+	x.ctx = ctx
 	err = run(x)
 	var ue usageError
 	var code exitCode

@@ -56,6 +56,8 @@ func deployVerb(fs *flag.FlagSet) func(*call) error {
 			return usageError{"give an IMAGE or -- COMMAND, not both"}
 		case spec.Image == "" && len(spec.Command) == 0:
 			return usageError{"missing IMAGE (or -- COMMAND ARG...)"}
+		case strings.ContainsAny(spec.Image[:min(1, len(spec.Image))], "/.~") || strings.ContainsAny(spec.Image, " \t"):
+			return usageError{fmt.Sprintf("%q is a command, not an image: dsh deploy %s -- %s", spec.Image, x.app(), spec.Image)}
 		}
 		if len(env) > 0 {
 			spec.Env = env
